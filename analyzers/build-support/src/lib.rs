@@ -1,0 +1,129 @@
+//! Compiles workspace crates to `wasm32-wasip2` components from a build script.
+//!
+//! The host embeds the built-in analyzers and the tests need hostile guests; both are
+//! workspace crates built for another target. A build script runs a nested
+//! `cargo build --target wasm32-wasip2 --profile analyzer` with its own target directory
+//! (sharing the outer one would deadlock on cargo's build lock), the way wasmtime's
+//! `test-programs/artifacts` does. No `.wasm` file is ever checked in.
+
+#![forbid(unsafe_code)]
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Rust target every component is built for.
+pub const TARGET: &str = "wasm32-wasip2";
+/// The cargo profile in the workspace `Cargo.toml` (LTO, strip, `panic = "abort"`).
+pub const PROFILE: &str = "analyzer";
+
+/// One built component.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The cargo package name, e.g. `bulkhead-analyzer-dpkg`.
+    pub package: String,
+    /// The `.wasm` file.
+    pub path: PathBuf,
+}
+
+/// Build `packages` (cargo package names of `cdylib` crates in the workspace at
+/// `workspace`) and return their components in the same order.
+///
+/// Panics with an actionable message when the build fails: this only runs inside build
+/// scripts, where a panic is how a failure is reported.
+pub fn build(workspace: &Path, packages: &[&str]) -> Vec<Component> {
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| {
+            if d.is_absolute() {
+                d
+            } else {
+                workspace.join(d)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wasm-components");
+
+    // Re-run when any guest source, the contract or the lock file changes.
+    for dir in ["wit", "analyzers", "tests/guests"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    for file in ["Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(file).display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    // What the outer build sets for the host target must not leak into the guest build:
+    // flags for x86_64, clippy's wrapper, the outer target directory.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let output = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run cargo to build the wasm components: {e}"),
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+            || stderr.contains("can't find crate for `std`")
+        {
+            "\n\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`."
+        } else {
+            ""
+        };
+        panic!("building the wasm components {packages:?} failed:\n{stderr}{hint}");
+    }
+
+    packages
+        .iter()
+        .map(|p| {
+            let path = target_dir
+                .join(TARGET)
+                .join(PROFILE)
+                .join(format!("{}.wasm", p.replace('-', "_")));
+            assert!(
+                path.is_file(),
+                "cargo built {p} but {} is missing",
+                path.display()
+            );
+            Component {
+                package: (*p).to_string(),
+                path,
+            }
+        })
+        .collect()
+}
+
+/// The workspace root, two levels above a crate at `<root>/<group>/<crate>`.
+pub fn workspace_root_from(manifest_dir: &Path) -> PathBuf {
+    manifest_dir
+        .ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml")).is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}

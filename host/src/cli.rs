@@ -1,0 +1,242 @@
+//! The command line. Exit codes: 0 the scan succeeded, 2 error, 3 the scan ran but is
+//! incomplete (an analyzer failed or was stopped; the report says which).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::analyzers::{Registry, Sources};
+use crate::config::Config;
+use crate::home::Home;
+use crate::report::Format;
+use crate::sandbox::Sandbox;
+use crate::source::Source;
+
+/// Exit code of a scan that ran but could not analyse everything.
+pub const EXIT_INCOMPLETE: u8 = 3;
+/// Exit code of an error.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Scan container images for vulnerable packages; analyzers run sandboxed in WebAssembly."
+)]
+pub struct Cli {
+    /// State directory (component cache, layer cache, advisory database).
+    #[arg(long, global = true, env = "BULKHEAD_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Configuration file (default: $BULKHEAD_HOME/config.toml, if present).
+    #[arg(long, global = true, env = "BULKHEAD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print nothing on stderr but errors.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output on stderr (-v, -vv).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inventory the packages of an image or root filesystem.
+    Scan(ScanArgs),
+    /// Manage analyzers.
+    #[command(subcommand)]
+    Analyzers(AnalyzersCommand),
+}
+
+#[derive(Debug, Args)]
+struct AnalyzerFlags {
+    /// Load a third-party analyzer component (repeatable).
+    #[arg(long = "analyzer", value_name = "PATH.wasm")]
+    analyzers: Vec<PathBuf>,
+    /// Load every *.wasm in this directory too (repeatable), besides $BULKHEAD_HOME/analyzers.
+    #[arg(long = "analyzers-dir", value_name = "DIR")]
+    analyzer_dirs: Vec<PathBuf>,
+    /// Do not load the built-in analyzers.
+    #[arg(long)]
+    no_builtin_analyzers: bool,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// What to scan: dir:PATH (a root filesystem).
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    /// Report format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    analyzers: AnalyzerFlags,
+    /// Wall-clock limit per analyzer call, in milliseconds (overrides sandbox.time_ms).
+    #[arg(long, value_name = "MS")]
+    analyzer_timeout: Option<u64>,
+    /// Memory limit per analyzer, in MiB (overrides sandbox.memory_bytes).
+    #[arg(long, value_name = "MIB")]
+    analyzer_memory: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalyzersCommand {
+    /// List the analyzers a scan would run.
+    List {
+        #[arg(long, short, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        analyzers: AnalyzerFlags,
+    },
+}
+
+/// Parse arguments, run, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.quiet, cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_tracing(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let home = Home::resolve(cli.home.as_deref())?;
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path, true)?,
+        None => Config::load(&home.config_file(), false)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bulkhead")
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Scan(args) => {
+            if let Some(ms) = args.analyzer_timeout {
+                config.sandbox.time_ms = ms;
+            }
+            if let Some(mib) = args.analyzer_memory {
+                config.sandbox.memory_bytes = mib << 20;
+            }
+            runtime.block_on(scan(&home, &config, args))
+        }
+        Command::Analyzers(AnalyzersCommand::List { format, analyzers }) => {
+            runtime.block_on(list(&home, &config, format, &analyzers))
+        }
+    }
+}
+
+fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
+    let mut dirs = vec![home.analyzers()];
+    dirs.extend(config.analyzers.dirs.iter().cloned());
+    dirs.extend(flags.analyzer_dirs.iter().cloned());
+    Sources {
+        builtin: !flags.no_builtin_analyzers,
+        paths: flags.analyzers.clone(),
+        dirs,
+    }
+}
+
+async fn scan(home: &Home, config: &Config, args: ScanArgs) -> Result<ExitCode> {
+    let source = Source::parse(&args.source).map_err(anyhow::Error::msg)?;
+    let sandbox = Arc::new(Sandbox::new(&home.components(), config.sandbox.clone())?);
+    let registry = Registry::load(&sandbox, &sources(home, config, &args.analyzers)).await?;
+    let result = crate::scan::scan(sandbox, &registry, &source, &config.extract).await?;
+    tracing::info!(
+        extract_ms = result.timings.extract.as_millis() as u64,
+        analyze_ms = result.timings.analyze.as_millis() as u64,
+        "scanned {}",
+        result.reference
+    );
+    match &args.output {
+        Some(path) => {
+            let mut buf = Vec::new();
+            crate::report::write(&result, args.format, &mut buf)?;
+            std::fs::write(path, buf)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            crate::report::write(&result, args.format, &mut out)?;
+            out.flush()?;
+        }
+    }
+    if !result.complete() {
+        for d in result
+            .diagnostics
+            .iter()
+            .filter(|d| d.level == crate::model::Level::Error)
+        {
+            eprintln!("error: {}", crate::report::sanitize(&d.message));
+        }
+        eprintln!("error: the scan of {} is incomplete", result.reference);
+        return Ok(ExitCode::from(EXIT_INCOMPLETE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(
+    home: &Home,
+    config: &Config,
+    format: Format,
+    flags: &AnalyzerFlags,
+) -> Result<ExitCode> {
+    let sandbox = Sandbox::new(&home.components(), config.sandbox.clone())?;
+    let registry = Registry::load(&sandbox, &sources(home, config, flags)).await?;
+    let listing = registry.listing();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &listing)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            for a in &listing {
+                writeln!(
+                    out,
+                    "{} {} (wit {}, {})",
+                    a.name, a.version, a.wit_version, a.ecosystem
+                )?;
+                writeln!(out, "  origin: {}", a.origin)?;
+                writeln!(out, "  sha256: {}", a.sha256)?;
+                for r in &a.requests {
+                    writeln!(
+                        out,
+                        "  wants:  {:<6} {} (≤ {} bytes)",
+                        r.kind, r.pattern, r.max_size
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

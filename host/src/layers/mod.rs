@@ -1,0 +1,95 @@
+//! Files for the analyzers: select the entries analyzers asked for and extract them,
+//! safely, into a per-layer scratch tree that is then mounted read-only into the sandbox.
+//!
+//! Today the entries come from a root-filesystem directory ([`crate::source::dir`]);
+//! image layers (tar streams with whiteouts) feed the same [`ScratchTree`].
+
+mod extract;
+mod select;
+
+pub use extract::ScratchTree;
+pub use select::Selector;
+
+use serde::{Deserialize, Serialize};
+
+/// Bounds on what one layer may make the host write. Analyzers bound each file with
+/// their own `max-size`; these bound the whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractLimits {
+    /// Bytes extracted per layer, all files together.
+    pub max_total_bytes: u64,
+    /// Entries walked per layer (files, directories, links).
+    pub max_entries: u64,
+    /// Symbolic links followed while resolving one path.
+    pub max_symlink_depth: u32,
+    /// Largest single file, whatever an analyzer asks for.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits {
+            max_total_bytes: 2 << 30,
+            max_entries: 5_000_000,
+            max_symlink_depth: 40,
+            max_file_bytes: 512 << 20,
+        }
+    }
+}
+
+/// Why extraction stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("{source_name}: more than {limit} entries (extract.max_entries)")]
+    TooManyEntries { source_name: String, limit: u64 },
+    #[error("{source_name}: more than {limit} bytes to extract (extract.max_total_bytes)")]
+    TooManyBytes { source_name: String, limit: u64 },
+    #[error("{source_name}: {path}: {message}")]
+    Io {
+        source_name: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// Split a path from a layer or directory into clean components: no root, no `.`, no
+/// `..`, no empty component, no NUL or other control character, valid UTF-8. Returns
+/// `None` for anything else: such a name can never match what an analyzer asked for,
+/// and is never written.
+pub fn clean_path(raw: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => continue,
+            ".." => return None,
+            c if c.chars().any(char::is_control) => return None,
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        None
+    } else {
+        Some(out.join("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn paths_are_cleaned_or_refused() {
+        assert_eq!(
+            clean_path("./var/lib/dpkg/status").as_deref(),
+            Some("var/lib/dpkg/status")
+        );
+        assert_eq!(
+            clean_path("/etc//os-release").as_deref(),
+            Some("etc/os-release")
+        );
+        assert_eq!(clean_path("var/../../etc/passwd"), None);
+        assert_eq!(clean_path("etc/pass\nwd"), None);
+        assert_eq!(clean_path("/"), None);
+    }
+}

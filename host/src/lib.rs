@@ -1,0 +1,30 @@
+//! Bulkhead: a container-image vulnerability scanner whose package analyzers run
+//! sandboxed in WebAssembly.
+//!
+//! The pipeline, stage by stage (only [`scan`] knows their order):
+//!
+//! | stage | module | trust |
+//! |---|---|---|
+//! | where the image comes from | [`source`] | host |
+//! | select and safely extract the files analyzers asked for | [`layers`] | host |
+//! | run analyzers under limits; validate what they return | [`sandbox`], [`analyzers`] | **untrusted guests** |
+//! | stack layer inventories into the image inventory | [`merge`] | host |
+//! | reports | [`report`] | host |
+//!
+//! Untrusted analyzers produce inventory; trusted host code does everything else. Stages
+//! exchange the types of [`model`], never each other's internals.
+
+#![deny(unsafe_code)]
+
+pub mod analyzers;
+pub mod cli;
+pub mod config;
+pub mod home;
+pub mod layers;
+pub mod merge;
+pub mod model;
+pub mod report;
+#[allow(unsafe_code)] // one audited use: loading .cwasm from the private cache (sandbox/cache.rs)
+pub mod sandbox;
+pub mod scan;
+pub mod source;

@@ -1,0 +1,7 @@
+//! The `bulkhead` command.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    bulkhead::cli::main()
+}

@@ -1,0 +1,25 @@
+//! Compiles the test guests so that `cargo test` just works, as wasmtime's
+//! `test-programs/artifacts` does.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+const GUESTS: &[&str] = &["bulkhead-guest-hostile"];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = bulkhead_wasm_build::workspace_root_from(&manifest);
+    let components = bulkhead_wasm_build::build(&workspace, GUESTS);
+    let mut code = String::new();
+    for c in &components {
+        let konst = c
+            .package
+            .trim_start_matches("bulkhead-guest-")
+            .replace('-', "_")
+            .to_uppercase();
+        let _ = writeln!(code, "/// `{}` compiled to a component.", c.package);
+        let _ = writeln!(code, "pub const {konst}: &str = {:?};", c.path);
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    std::fs::write(out.join("guests.rs"), code).expect("write guests.rs");
+}
