@@ -1,1 +1,91 @@
-fn main() {}
+//! Sandbox overhead on a real dpkg database, measured side by side in one run:
+//!
+//! - native: the dpkg analyzer's own Rust code (read + parse + convert) on the host;
+//! - sandboxed: the same code as the embedded component, end to end (new store,
+//!   instantiate, analyze, lift and validate the result);
+//! - instantiation alone, and loading a component from the warm `.cwasm` cache.
+//!
+//! Targets (issue 2): sandboxed / native ≤ 3, instantiation ≤ 1 ms.
+//!
+//! Input: `BENCH_DPKG_STATUS` or this machine's `/var/lib/dpkg/status` (700+ packages on
+//! the project's Debian machines). Run: `cargo bench -p bulkhead --bench sandbox`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bulkhead::analyzers::{Registry, Sources};
+use bulkhead::sandbox::{Limits, Sandbox, Verdict};
+
+const ROUNDS: usize = 300;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let status = std::env::var_os("BENCH_DPKG_STATUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg/status"));
+    let Ok(bytes) = std::fs::read(&status) else {
+        eprintln!("no dpkg status file at {}; set BENCH_DPKG_STATUS", status.display());
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("var/lib/dpkg")).expect("mkdir");
+    std::fs::write(root.path().join("var/lib/dpkg/status"), &bytes).expect("write");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let home = tempfile::tempdir().expect("tempdir");
+    let cache = home.path().join("components");
+    let sandbox = Sandbox::new(&cache, Limits::default()).expect("sandbox");
+    let sources = Sources { builtin: true, paths: vec![], dirs: vec![] };
+
+    // Cold: compile every built-in component; warm: load them again from the .cwasm cache.
+    let t = Instant::now();
+    let registry = rt.block_on(Registry::load(&sandbox, &sources)).expect("load");
+    let cold_load = t.elapsed();
+    let mut warm = Vec::new();
+    for _ in 0..20 {
+        let sandbox = Sandbox::new(&cache, Limits::default()).expect("sandbox");
+        let t = Instant::now();
+        rt.block_on(Registry::load(&sandbox, &sources)).expect("load");
+        warm.push(t.elapsed());
+    }
+    let dpkg = registry.analyzers().iter().find(|a| a.meta.name == "dpkg").expect("dpkg").clone();
+
+    let mut native = Vec::new();
+    let mut packages = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let a = bulkhead_analyzer_dpkg::analyze(root.path()).expect("native analysis");
+        native.push(t.elapsed());
+        packages = a.packages.len();
+    }
+    let mut sandboxed = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let o = rt.block_on(sandbox.analyze(&dpkg, root.path()));
+        sandboxed.push(t.elapsed());
+        match o.result {
+            Ok(Verdict::Analysis(a)) => assert_eq!(a.packages.len(), packages),
+            other => panic!("sandboxed analysis failed: {other:?}"),
+        }
+    }
+    let mut inst = Vec::new();
+    for _ in 0..ROUNDS {
+        inst.push(rt.block_on(sandbox.instantiate_only(&dpkg, root.path())).expect("instantiate"));
+    }
+    let (native, sandboxed, inst, warm) = (median(native), median(sandboxed), median(inst), median(warm));
+    println!("dpkg status: {} ({} bytes, {packages} packages), medians of {ROUNDS} runs", status.display(), bytes.len());
+    println!("  native analyze (read+parse+convert)      {:8.3} ms", ms(native));
+    println!("  sandboxed analyze (store+inst+call+lift) {:8.3} ms", ms(sandboxed));
+    println!("  ratio sandboxed / native                 {:8.2}   (target <= 3)", ms(sandboxed) / ms(native));
+    println!("  instantiate, warm cache                  {:8.3} ms (target <= 1)", ms(inst));
+    println!("  load all built-in analyzers, cold        {:8.3} ms (compile)", ms(cold_load));
+    println!("  load all built-in analyzers, warm        {:8.3} ms (.cwasm cache)", ms(warm));
+}

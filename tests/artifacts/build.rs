@@ -20,6 +20,15 @@ fn main() {
         let _ = writeln!(code, "/// `{}` compiled to a component.", c.package);
         let _ = writeln!(code, "pub const {konst}: &str = {:?};", c.path);
     }
+    // The same hostile guest with code that needs wasi:sockets: the host must refuse it.
+    let socket = bulkhead_wasm_build::build_with_features(
+        &workspace,
+        GUESTS,
+        &["bulkhead-guest-hostile/socket"],
+        "wasm-components-socket",
+    );
+    let _ = writeln!(code, "/// The hostile guest built with its `socket` feature: imports wasi:sockets.");
+    let _ = writeln!(code, "pub const HOSTILE_SOCKET: &str = {:?};", socket[0].path);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     std::fs::write(out.join("guests.rs"), code).expect("write guests.rs");
 }

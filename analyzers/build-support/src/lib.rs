@@ -32,6 +32,17 @@ pub struct Component {
 /// Panics with an actionable message when the build fails: this only runs inside build
 /// scripts, where a panic is how a failure is reported.
 pub fn build(workspace: &Path, packages: &[&str]) -> Vec<Component> {
+    build_with_features(workspace, packages, &[], "wasm-components")
+}
+
+/// Like [`build`], with cargo features enabled, into `target/<target_subdir>` (a
+/// variant built with other features must not overwrite the default artifact).
+pub fn build_with_features(
+    workspace: &Path,
+    packages: &[&str],
+    features: &[&str],
+    target_subdir: &str,
+) -> Vec<Component> {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|d| {
@@ -42,7 +53,7 @@ pub fn build(workspace: &Path, packages: &[&str]) -> Vec<Component> {
             }
         })
         .unwrap_or_else(|| workspace.join("target"))
-        .join("wasm-components");
+        .join(target_subdir);
 
     // Re-run when any guest source, the contract or the lock file changes.
     for dir in ["wit", "analyzers", "tests/guests"] {
@@ -66,6 +77,9 @@ pub fn build(workspace: &Path, packages: &[&str]) -> Vec<Component> {
         .arg(&target_dir);
     for p in packages {
         cmd.args(["-p", p]);
+    }
+    if !features.is_empty() {
+        cmd.arg("--features").arg(features.join(","));
     }
     // What the outer build sets for the host target must not leak into the guest build:
     // flags for x86_64, clippy's wrapper, the outer target directory.

@@ -1,0 +1,11 @@
+//! The NDB `Packages.db` reader must never panic, loop or blow up memory, whatever the bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(blobs) = bulkhead_analyzer_rpm::ndb::blobs(data) {
+        // Slots may not overlap, so the blobs together never exceed the file.
+        assert!(blobs.iter().map(Vec::len).sum::<usize>() <= data.len());
+    }
+});
