@@ -5,7 +5,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// The built-in analyzers, by cargo package name.
-const BUILTIN: &[&str] = &["bulkhead-analyzer-dpkg", "bulkhead-analyzer-apk", "bulkhead-analyzer-rpm"];
+const BUILTIN: &[&str] = &[
+    "bulkhead-analyzer-dpkg",
+    "bulkhead-analyzer-apk",
+    "bulkhead-analyzer-rpm",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -32,31 +32,49 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg/status"));
     let Ok(bytes) = std::fs::read(&status) else {
-        eprintln!("no dpkg status file at {}; set BENCH_DPKG_STATUS", status.display());
+        eprintln!(
+            "no dpkg status file at {}; set BENCH_DPKG_STATUS",
+            status.display()
+        );
         return;
     };
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(root.path().join("var/lib/dpkg")).expect("mkdir");
     std::fs::write(root.path().join("var/lib/dpkg/status"), &bytes).expect("write");
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let home = tempfile::tempdir().expect("tempdir");
     let cache = home.path().join("components");
     let sandbox = Sandbox::new(&cache, Limits::default()).expect("sandbox");
-    let sources = Sources { builtin: true, paths: vec![], dirs: vec![] };
+    let sources = Sources {
+        builtin: true,
+        paths: vec![],
+        dirs: vec![],
+    };
 
     // Cold: compile every built-in component; warm: load them again from the .cwasm cache.
     let t = Instant::now();
-    let registry = rt.block_on(Registry::load(&sandbox, &sources)).expect("load");
+    let registry = rt
+        .block_on(Registry::load(&sandbox, &sources))
+        .expect("load");
     let cold_load = t.elapsed();
     let mut warm = Vec::new();
     for _ in 0..20 {
         let sandbox = Sandbox::new(&cache, Limits::default()).expect("sandbox");
         let t = Instant::now();
-        rt.block_on(Registry::load(&sandbox, &sources)).expect("load");
+        rt.block_on(Registry::load(&sandbox, &sources))
+            .expect("load");
         warm.push(t.elapsed());
     }
-    let dpkg = registry.analyzers().iter().find(|a| a.meta.name == "dpkg").expect("dpkg").clone();
+    let dpkg = registry
+        .analyzers()
+        .iter()
+        .find(|a| a.meta.name == "dpkg")
+        .expect("dpkg")
+        .clone();
 
     let mut native = Vec::new();
     let mut packages = 0;
@@ -78,14 +96,44 @@ fn main() {
     }
     let mut inst = Vec::new();
     for _ in 0..ROUNDS {
-        inst.push(rt.block_on(sandbox.instantiate_only(&dpkg, root.path())).expect("instantiate"));
+        inst.push(
+            rt.block_on(sandbox.instantiate_only(&dpkg, root.path()))
+                .expect("instantiate"),
+        );
     }
-    let (native, sandboxed, inst, warm) = (median(native), median(sandboxed), median(inst), median(warm));
-    println!("dpkg status: {} ({} bytes, {packages} packages), medians of {ROUNDS} runs", status.display(), bytes.len());
-    println!("  native analyze (read+parse+convert)      {:8.3} ms", ms(native));
-    println!("  sandboxed analyze (store+inst+call+lift) {:8.3} ms", ms(sandboxed));
-    println!("  ratio sandboxed / native                 {:8.2}   (target <= 3)", ms(sandboxed) / ms(native));
-    println!("  instantiate, warm cache                  {:8.3} ms (target <= 1)", ms(inst));
-    println!("  load all built-in analyzers, cold        {:8.3} ms (compile)", ms(cold_load));
-    println!("  load all built-in analyzers, warm        {:8.3} ms (.cwasm cache)", ms(warm));
+    let (native, sandboxed, inst, warm) = (
+        median(native),
+        median(sandboxed),
+        median(inst),
+        median(warm),
+    );
+    println!(
+        "dpkg status: {} ({} bytes, {packages} packages), medians of {ROUNDS} runs",
+        status.display(),
+        bytes.len()
+    );
+    println!(
+        "  native analyze (read+parse+convert)      {:8.3} ms",
+        ms(native)
+    );
+    println!(
+        "  sandboxed analyze (store+inst+call+lift) {:8.3} ms",
+        ms(sandboxed)
+    );
+    println!(
+        "  ratio sandboxed / native                 {:8.2}   (target <= 3)",
+        ms(sandboxed) / ms(native)
+    );
+    println!(
+        "  instantiate, warm cache                  {:8.3} ms (target <= 1)",
+        ms(inst)
+    );
+    println!(
+        "  load all built-in analyzers, cold        {:8.3} ms (compile)",
+        ms(cold_load)
+    );
+    println!(
+        "  load all built-in analyzers, warm        {:8.3} ms (.cwasm cache)",
+        ms(warm)
+    );
 }

@@ -27,8 +27,15 @@ fn main() {
         &["bulkhead-guest-hostile/socket"],
         "wasm-components-socket",
     );
-    let _ = writeln!(code, "/// The hostile guest built with its `socket` feature: imports wasi:sockets.");
-    let _ = writeln!(code, "pub const HOSTILE_SOCKET: &str = {:?};", socket[0].path);
+    let _ = writeln!(
+        code,
+        "/// The hostile guest built with its `socket` feature: imports wasi:sockets."
+    );
+    let _ = writeln!(
+        code,
+        "pub const HOSTILE_SOCKET: &str = {:?};",
+        socket[0].path
+    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     std::fs::write(out.join("guests.rs"), code).expect("write guests.rs");
 }

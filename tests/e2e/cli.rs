@@ -10,7 +10,9 @@ use serde_json::Value;
 
 fn bulkhead(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    c.env("BULKHEAD_HOME", home).env_remove("BULKHEAD_CONFIG").env_remove("BULKHEAD_LOG");
+    c.env("BULKHEAD_HOME", home)
+        .env_remove("BULKHEAD_CONFIG")
+        .env_remove("BULKHEAD_LOG");
     c
 }
 
@@ -36,15 +38,33 @@ fn dpkg_query(admindir: &Path) -> Option<BTreeSet<(String, String, String, Strin
         .args(["-W", "-f", "${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}\\t${db:Status-Status}\\n"])
         .output()
         .ok()?;
-    assert!(out.status.success(), "dpkg-query failed: {}", String::from_utf8_lossy(&out.stderr));
-    let on_disk = ["installed", "unpacked", "half-configured", "half-installed", "triggers-awaited", "triggers-pending"];
+    assert!(
+        out.status.success(),
+        "dpkg-query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_disk = [
+        "installed",
+        "unpacked",
+        "half-configured",
+        "half-installed",
+        "triggers-awaited",
+        "triggers-pending",
+    ];
     Some(
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f.len() == 6 && on_disk.contains(&f[5]))
-                    .then(|| (f[0].into(), f[1].into(), f[2].into(), f[3].into(), f[4].into()))
+                (f.len() == 6 && on_disk.contains(&f[5])).then(|| {
+                    (
+                        f[0].into(),
+                        f[1].into(),
+                        f[2].into(),
+                        f[3].into(),
+                        f[4].into(),
+                    )
+                })
             })
             .collect(),
     )
@@ -56,14 +76,27 @@ fn reported(report: &Value) -> BTreeSet<(String, String, String, String, String)
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (s(&p["name"]), s(&p["version"]), s(&p["arch"]), s(&p["source_name"]), s(&p["source_version"])))
+        .map(|p| {
+            (
+                s(&p["name"]),
+                s(&p["version"]),
+                s(&p["arch"]),
+                s(&p["source_name"]),
+                s(&p["source_version"]),
+            )
+        })
         .collect()
 }
 
 /// dpkg-query is the oracle; CI must have it, a developer machine without it skips.
-fn require_dpkg_query(result: Option<BTreeSet<(String, String, String, String, String)>>) -> Option<BTreeSet<(String, String, String, String, String)>> {
+fn require_dpkg_query(
+    result: Option<BTreeSet<(String, String, String, String, String)>>,
+) -> Option<BTreeSet<(String, String, String, String, String)>> {
     if result.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "dpkg-query is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "dpkg-query is required in CI"
+        );
         eprintln!("skipping: dpkg-query is not installed");
     }
     result
@@ -74,15 +107,26 @@ fn scan_dir_reports_exactly_what_dpkg_query_lists() {
     let home = tempfile::tempdir().expect("tempdir");
     let root = debian_root();
     let out = bulkhead(home.path())
-        .args(["scan", &format!("dir:{}", root.display()), "--format", "json"])
+        .args([
+            "scan",
+            &format!("dir:{}", root.display()),
+            "--format",
+            "json",
+        ])
         .output()
         .expect("run bulkhead");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     assert_eq!(report["complete"], true);
     assert_eq!(report["os"]["id"], "debian");
     assert_eq!(report["os"]["version_id"], "12");
-    let Some(expected) = require_dpkg_query(dpkg_query(&root.join("var/lib/dpkg"))) else { return };
+    let Some(expected) = require_dpkg_query(dpkg_query(&root.join("var/lib/dpkg"))) else {
+        return;
+    };
     assert!(expected.len() > 90, "the fixture has about 99 packages");
     assert_eq!(reported(&report), expected);
 }
@@ -95,9 +139,18 @@ fn scan_dir_of_this_machine_matches_dpkg_query() {
         return;
     }
     let home = tempfile::tempdir().expect("tempdir");
-    let out = bulkhead(home.path()).args(["scan", "dir:/", "--format", "json"]).output().expect("run");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let Some(expected) = require_dpkg_query(dpkg_query(Path::new("/var/lib/dpkg"))) else { return };
+    let out = bulkhead(home.path())
+        .args(["scan", "dir:/", "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let Some(expected) = require_dpkg_query(dpkg_query(Path::new("/var/lib/dpkg"))) else {
+        return;
+    };
     assert_eq!(reported(&json(&out)), expected);
 }
 
@@ -105,21 +158,35 @@ fn scan_dir_of_this_machine_matches_dpkg_query() {
 fn table_output_and_output_file() {
     let home = tempfile::tempdir().expect("tempdir");
     let root = debian_root();
-    let out = bulkhead(home.path()).args(["scan", &format!("dir:{}", root.display())]).output().expect("run");
+    let out = bulkhead(home.path())
+        .args(["scan", &format!("dir:{}", root.display())])
+        .output()
+        .expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Debian GNU/Linux 12 (bookworm)"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("libc6 ") && l.contains("amd64")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("libc6 ") && l.contains("amd64")),
+        "{text}"
+    );
 
     let file = home.path().join("report.json");
     let out = bulkhead(home.path())
-        .args(["scan", &format!("dir:{}", root.display()), "-f", "json", "-o"])
+        .args([
+            "scan",
+            &format!("dir:{}", root.display()),
+            "-f",
+            "json",
+            "-o",
+        ])
         .arg(&file)
         .output()
         .expect("run");
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
-    let report: Value = serde_json::from_slice(&std::fs::read(&file).expect("report")).expect("json");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("report")).expect("json");
     assert!(report["packages"].as_array().is_some_and(|p| !p.is_empty()));
 }
 
@@ -128,12 +195,25 @@ fn a_vcpkg_status_file_is_not_a_dpkg_database() {
     let home = tempfile::tempdir().expect("tempdir");
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(root.path().join("var/lib/dpkg")).expect("mkdir");
-    std::fs::copy(fixture("dpkg/claircore/vcpkg.status"), root.path().join("var/lib/dpkg/status")).expect("copy");
+    std::fs::copy(
+        fixture("dpkg/claircore/vcpkg.status"),
+        root.path().join("var/lib/dpkg/status"),
+    )
+    .expect("copy");
     let out = bulkhead(home.path())
-        .args(["scan", &format!("dir:{}", root.path().display()), "-f", "json"])
+        .args([
+            "scan",
+            &format!("dir:{}", root.path().display()),
+            "-f",
+            "json",
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     assert_eq!(report["packages"].as_array().map(Vec::len), Some(0));
     assert_eq!(report["complete"], true);
@@ -143,21 +223,45 @@ fn a_vcpkg_status_file_is_not_a_dpkg_database() {
 fn analyzers_list_names_every_analyzer_and_its_digest() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = bulkhead(home.path())
-        .args(["analyzers", "list", "--format", "json", "--analyzer", HOSTILE])
+        .args([
+            "analyzers",
+            "list",
+            "--format",
+            "json",
+            "--analyzer",
+            HOSTILE,
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list = json(&out);
     let list = list.as_array().expect("array");
-    let dpkg = list.iter().find(|a| a["name"] == "dpkg").expect("dpkg is built in");
+    let dpkg = list
+        .iter()
+        .find(|a| a["name"] == "dpkg")
+        .expect("dpkg is built in");
     assert_eq!(dpkg["origin"], "built-in");
     assert_eq!(dpkg["wit_version"], "0.1.0");
-    assert!(dpkg["requests"].as_array().is_some_and(|r| r.iter().any(|r| r["pattern"] == "var/lib/dpkg/status")));
-    let hostile = list.iter().find(|a| a["name"] == "hostile").expect("hostile loaded");
+    assert!(
+        dpkg["requests"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["pattern"] == "var/lib/dpkg/status"))
+    );
+    let hostile = list
+        .iter()
+        .find(|a| a["name"] == "hostile")
+        .expect("hostile loaded");
     assert_eq!(hostile["version"], "6.6.6");
     assert_eq!(hostile["origin"], HOSTILE);
     // The digest, computed by an independent tool.
-    let sum = Command::new("sha256sum").arg(HOSTILE).output().expect("sha256sum");
+    let sum = Command::new("sha256sum")
+        .arg(HOSTILE)
+        .output()
+        .expect("sha256sum");
     let sum = String::from_utf8_lossy(&sum.stdout);
     assert_eq!(hostile["sha256"].as_str(), sum.split_whitespace().next());
 }
@@ -167,29 +271,53 @@ fn the_plugins_directory_is_loaded() {
     let home = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(home.path().join("analyzers")).expect("mkdir");
     std::fs::copy(HOSTILE, home.path().join("analyzers/hostile.wasm")).expect("copy");
-    let out = bulkhead(home.path()).args(["analyzers", "list", "-f", "json"]).output().expect("run");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out = bulkhead(home.path())
+        .args(["analyzers", "list", "-f", "json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list = json(&out);
-    assert!(list.as_array().expect("array").iter().any(|a| a["name"] == "hostile"));
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|a| a["name"] == "hostile")
+    );
 }
 
 #[test]
 fn a_socket_importing_analyzer_is_refused_with_the_import_named() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = bulkhead(home.path())
-        .args(["scan", &format!("dir:{}", debian_root().display()), "--analyzer", HOSTILE_SOCKET])
+        .args([
+            "scan",
+            &format!("dir:{}", debian_root().display()),
+            "--analyzer",
+            HOSTILE_SOCKET,
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("wasi:sockets/") && err.contains(HOSTILE_SOCKET), "{err}");
+    assert!(
+        err.contains("wasi:sockets/") && err.contains(HOSTILE_SOCKET),
+        "{err}"
+    );
 }
 
 /// A root with the real Debian database and the hostile guest's mode file.
 fn hostile_root(mode: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(t.path().join("var/lib/dpkg")).expect("mkdir");
-    std::fs::copy(debian_root().join("var/lib/dpkg/status"), t.path().join("var/lib/dpkg/status")).expect("copy");
+    std::fs::copy(
+        debian_root().join("var/lib/dpkg/status"),
+        t.path().join("var/lib/dpkg/status"),
+    )
+    .expect("copy");
     std::fs::write(t.path().join("hostile.mode"), mode).expect("mode");
     t
 }
@@ -200,7 +328,12 @@ fn every_hostile_analyzer_is_contained_and_dpkg_results_still_come_through() {
     let expected_packages = {
         let root = hostile_root("none");
         let out = bulkhead(home.path())
-            .args(["scan", &format!("dir:{}", root.path().display()), "-f", "json"])
+            .args([
+                "scan",
+                &format!("dir:{}", root.path().display()),
+                "-f",
+                "json",
+            ])
             .output()
             .expect("run");
         reported(&json(&out)).len()
@@ -208,7 +341,11 @@ fn every_hostile_analyzer_is_contained_and_dpkg_results_still_come_through() {
     assert!(expected_packages > 90);
     // Limits come from a config file (and two flags below), as an operator would set them.
     let config = home.path().join("config.toml");
-    std::fs::write(&config, "[sandbox]\nmax_packages = 1000\nmax_handles = 256\n").expect("config");
+    std::fs::write(
+        &config,
+        "[sandbox]\nmax_packages = 1000\nmax_handles = 256\n",
+    )
+    .expect("config");
     let cases = [
         ("loop", "analyzer-timeout", "time limit"),
         ("sleep:30", "analyzer-timeout", "time limit"),
@@ -216,31 +353,56 @@ fn every_hostile_analyzer_is_contained_and_dpkg_results_still_come_through() {
         ("grow", "analyzer-memory", "memory limit"),
         ("stack:native", "analyzer-stack", "stack limit"),
         ("panic", "analyzer-trap", "panicked on purpose"),
-        ("alias:2000:1048576", "analyzer-output-too-large", "hostcall fuel"),
+        (
+            "alias:2000:1048576",
+            "analyzer-output-too-large",
+            "hostcall fuel",
+        ),
         ("bigout:5000", "analyzer-too-many-packages", "limit of 1000"),
         ("fds:100000", "analyzer-handles", "handle limit"),
     ];
     for (mode, code, words) in cases {
         let root = hostile_root(mode);
         let out = bulkhead(home.path())
-            .args(["scan", &format!("dir:{}", root.path().display()), "-f", "json", "--analyzer", HOSTILE])
+            .args([
+                "scan",
+                &format!("dir:{}", root.path().display()),
+                "-f",
+                "json",
+                "--analyzer",
+                HOSTILE,
+            ])
             .args(["--analyzer-timeout", "1500", "--analyzer-memory", "128"])
             .arg("--config")
             .arg(&config)
             .output()
             .expect("run");
-        assert_eq!(out.status.code(), Some(3), "{mode}: incomplete scan; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{mode}: incomplete scan; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = json(&out);
         assert_eq!(report["complete"], false, "{mode}");
-        assert_eq!(reported(&report).len(), expected_packages, "{mode}: dpkg's results must still come through");
+        assert_eq!(
+            reported(&report).len(),
+            expected_packages,
+            "{mode}: dpkg's results must still come through"
+        );
         let diags = report["diagnostics"].as_array().expect("diagnostics");
         let d = diags
             .iter()
             .find(|d| d["analyzer"] == "hostile@6.6.6" && d["level"] == "error")
-            .unwrap_or_else(|| panic!("{mode}: no error diagnostic naming hostile@6.6.6: {diags:?}"));
+            .unwrap_or_else(|| {
+                panic!("{mode}: no error diagnostic naming hostile@6.6.6: {diags:?}")
+            });
         assert_eq!(d["code"], code, "{mode}: {d}");
         let message = d["message"].as_str().unwrap_or("");
-        assert!(message.contains(words) && message.contains("hostile@6.6.6"), "{mode}: {message}");
+        assert!(
+            message.contains(words) && message.contains("hostile@6.6.6"),
+            "{mode}: {message}"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("incomplete"), "{mode}: {stderr}");
     }
@@ -251,38 +413,80 @@ fn a_stderr_flood_is_capped_and_reported_but_not_fatal() {
     let home = tempfile::tempdir().expect("tempdir");
     let root = hostile_root("spam:20");
     let out = bulkhead(home.path())
-        .args(["scan", &format!("dir:{}", root.path().display()), "-f", "json", "--analyzer", HOSTILE])
+        .args([
+            "scan",
+            &format!("dir:{}", root.path().display()),
+            "-f",
+            "json",
+            "--analyzer",
+            HOSTILE,
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     let diags = report["diagnostics"].as_array().expect("diagnostics");
-    assert!(diags.iter().any(|d| d["code"] == "analyzer-stderr-limit" && d["analyzer"] == "hostile@6.6.6"), "{diags:?}");
-    assert!(out.stdout.len() < 1 << 20, "the flood must not reach the report");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d["code"] == "analyzer-stderr-limit" && d["analyzer"] == "hostile@6.6.6"),
+        "{diags:?}"
+    );
+    assert!(
+        out.stdout.len() < 1 << 20,
+        "the flood must not reach the report"
+    );
 }
 
 #[test]
 fn bad_input_gets_a_clear_error() {
     let home = tempfile::tempdir().expect("tempdir");
-    let out = bulkhead(home.path()).args(["scan", "dir:/does/not/exist"]).output().expect("run");
+    let out = bulkhead(home.path())
+        .args(["scan", "dir:/does/not/exist"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/does/not/exist"));
 
-    let out = bulkhead(home.path()).args(["scan", "--analyzer", "/nope.wasm", "dir:/tmp"]).output().expect("run");
+    let out = bulkhead(home.path())
+        .args(["scan", "--analyzer", "/nope.wasm", "dir:/tmp"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nope.wasm"));
 
     let not_wasm = home.path().join("evil.wasm");
     std::fs::write(&not_wasm, b"#!/bin/sh\necho pwned\n").expect("write");
-    let out = bulkhead(home.path()).arg("scan").arg("--analyzer").arg(&not_wasm).arg("dir:/tmp").output().expect("run");
+    let out = bulkhead(home.path())
+        .arg("scan")
+        .arg("--analyzer")
+        .arg(&not_wasm)
+        .arg("dir:/tmp")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("evil.wasm") && err.contains("not a WebAssembly component"), "{err}");
+    assert!(
+        err.contains("evil.wasm") && err.contains("not a WebAssembly component"),
+        "{err}"
+    );
 
     let config = home.path().join("bad.toml");
     std::fs::write(&config, "[sandbox]\nmemory_byts = 1\n").expect("write");
-    let out = bulkhead(home.path()).arg("--config").arg(&config).args(["scan", "dir:/tmp"]).output().expect("run");
+    let out = bulkhead(home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["scan", "dir:/tmp"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml") && err.contains("memory_byts"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("memory_byts"),
+        "{err}"
+    );
 }

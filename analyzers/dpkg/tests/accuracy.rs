@@ -317,7 +317,7 @@ fn distroless_status_d_matches_dpkg_query() {
             let text = String::from_utf8_lossy(&read(&dir.join(name))).into_owned();
             match dpkg_query(with_status(&text).as_bytes()) {
                 Ok(rows) => {
-                    assert!(!name.contains('.'), "dpkg-query read {name} as a stanza");
+                    assert_eq!(name, "libsqlite3-0", "dpkg-query read {name} as a stanza");
                     live.extend(rows);
                 }
                 // The maintainer script is not a stanza: dpkg-query refuses it.

@@ -442,7 +442,11 @@ impl Sandbox {
     /// Create a store and instantiate `analyzer` without calling it: what every call pays
     /// before the guest runs. For benchmarks.
     #[doc(hidden)]
-    pub async fn instantiate_only(&self, analyzer: &Loaded, root: &Path) -> Result<Duration, RunError> {
+    pub async fn instantiate_only(
+        &self,
+        analyzer: &Loaded,
+        root: &Path,
+    ) -> Result<Duration, RunError> {
         let stderr = MemoryOutputPipe::new(self.limits.stderr_bytes);
         let started = Instant::now();
         let mut store = self.store(root, &stderr)?;
@@ -450,7 +454,9 @@ impl Sandbox {
             .pre
             .instantiate_async(&mut store)
             .await
-            .map_err(|e| RunError::Host { message: format!("{e:#}") })?;
+            .map_err(|e| RunError::Host {
+                message: format!("{e:#}"),
+            })?;
         Ok(started.elapsed())
     }
 
