@@ -12,9 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::analyzers::{Registry, Sources};
 use crate::config::Config;
 use crate::home::Home;
+use crate::layers::cache::LayerCache;
 use crate::report::Format;
 use crate::sandbox::Sandbox;
-use crate::source::Source;
+use crate::scan::ScanOptions;
+use crate::source::auth::Credential;
+use crate::source::{ResolveOptions, Source};
 
 /// Exit code of a scan that ran but could not analyse everything.
 pub const EXIT_INCOMPLETE: u8 = 3;
@@ -68,9 +71,33 @@ struct AnalyzerFlags {
 
 #[derive(Debug, Args)]
 struct ScanArgs {
-    /// What to scan: dir:PATH (a root filesystem).
-    #[arg(value_name = "SOURCE")]
+    /// What to scan: NAME[:TAG|@DIGEST] (a registry; alpine:3.19 = docker.io/library/alpine:3.19),
+    /// oci:DIR[:TAG], docker-archive:FILE or dir:PATH.
+    #[arg(value_name = "IMAGE")]
     source: String,
+    /// Platform to select from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Registry reached over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
+    /// Registry user name (else ~/.docker/config.json).
+    #[arg(long, env = "BULKHEAD_USERNAME", requires = "password")]
+    username: Option<String>,
+    /// Registry password or token.
+    #[arg(
+        long,
+        env = "BULKHEAD_PASSWORD",
+        hide_env_values = true,
+        requires = "username"
+    )]
+    password: Option<String>,
+    /// Bound of the layer result cache, e.g. 500MB or 2GiB (overrides cache.max_bytes).
+    #[arg(long, value_name = "SIZE")]
+    cache_max_size: Option<String>,
+    /// Do not read or write the layer result cache.
+    #[arg(long)]
+    no_cache: bool,
     /// Report format.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -154,7 +181,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(mib) = args.analyzer_memory {
                 config.sandbox.memory_bytes = mib << 20;
             }
-            runtime.block_on(scan(&home, &config, args))
+            runtime.block_on(scan(&home, &config, args, cli.quiet))
         }
         Command::Analyzers(AnalyzersCommand::List { format, analyzers }) => {
             runtime.block_on(list(&home, &config, format, &analyzers))
@@ -173,14 +200,52 @@ fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
     }
 }
 
-async fn scan(home: &Home, config: &Config, args: ScanArgs) -> Result<ExitCode> {
+async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Result<ExitCode> {
     let source = Source::parse(&args.source).map_err(anyhow::Error::msg)?;
+    let mut resolve = ResolveOptions {
+        progress: !quiet,
+        ..ResolveOptions::default()
+    };
+    if let Some(p) = &args.platform {
+        resolve.platform = p.parse().map_err(anyhow::Error::msg)?;
+    }
+    resolve.insecure_registries = config.registries.insecure.clone();
+    resolve
+        .insecure_registries
+        .extend(args.insecure_registries.iter().cloned());
+    if let (Some(username), Some(password)) = (&args.username, &args.password) {
+        resolve.credentials = Some(Credential::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        });
+    }
+    let cache = if args.no_cache {
+        None
+    } else {
+        let max = match &args.cache_max_size {
+            Some(s) => crate::layers::cache::parse_size(s).map_err(anyhow::Error::msg)?,
+            None => config.cache.max_bytes,
+        };
+        let dir = home.layers();
+        Some(Arc::new(LayerCache::open(&dir, max).with_context(
+            || format!("cannot open the layer cache {}", dir.display()),
+        )?))
+    };
+    let opts = ScanOptions {
+        resolve,
+        extract: config.extract.clone(),
+        layers: config.layers.clone(),
+        cache,
+        parallel_layers: 3,
+    };
     let sandbox = Arc::new(Sandbox::new(&home.components(), config.sandbox.clone())?);
     let registry = Registry::load(&sandbox, &sources(home, config, &args.analyzers)).await?;
-    let result = crate::scan::scan(sandbox, &registry, &source, &config.extract).await?;
+    let result = crate::scan::scan(sandbox, &registry, &source, &opts).await?;
     tracing::info!(
-        extract_ms = result.timings.extract.as_millis() as u64,
-        analyze_ms = result.timings.analyze.as_millis() as u64,
+        total_ms = result.stats.total.as_millis() as u64,
+        layers = result.stats.layers,
+        downloaded = result.stats.layers_downloaded,
+        cached = result.stats.layers_from_cache,
         "scanned {}",
         result.reference
     );

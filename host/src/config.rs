@@ -14,10 +14,23 @@
 //! [analyzers]
 //! dirs = ["/opt/bulkhead/analyzers"]   # third-party modules, besides $BULKHEAD_HOME/analyzers
 //!
-//! [extract]            # limits for the files given to analyzers
+//! [extract]            # limits for the files given to analyzers, per layer
 //! max_total_bytes = 2147483648
 //! max_entries = 5000000
 //! max_symlink_depth = 40
+//! max_file_bytes = 536870912
+//!
+//! [layers]             # limits for each layer blob
+//! max_compressed_bytes = 8589934592
+//! max_uncompressed_bytes = 34359738368
+//! max_ratio = 100      # uncompressed:compressed, checked past ratio_floor_bytes
+//! ratio_floor_bytes = 268435456
+//!
+//! [cache]
+//! max_bytes = 1073741824
+//!
+//! [registries]
+//! insecure = ["localhost:5000"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -25,7 +38,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::ExtractLimits;
+use crate::layers::{ExtractLimits, LayerLimits};
 use crate::sandbox::Limits;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +47,29 @@ pub struct Config {
     pub sandbox: Limits,
     pub analyzers: AnalyzersConfig,
     pub extract: ExtractLimits,
+    pub layers: LayerLimits,
+    pub cache: CacheConfig,
+    pub registries: RegistriesConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Bound of the layer result cache, in bytes (least recently used entries go first).
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_bytes: 1 << 30 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Registries (`HOST[:PORT]`) reached over plain HTTP.
+    pub insecure: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Types the pipeline stages share. Stages exchange these, never each other's internals.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How an analyzer names the files it wants (see `wit/analyzer.wit`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,7 +56,7 @@ impl std::fmt::Display for Origin {
 }
 
 /// The OS an analyzer recognised in a layer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OsInfo {
     pub id: String,
     pub id_like: Vec<String>,
@@ -67,7 +67,7 @@ pub struct OsInfo {
 }
 
 /// One installed package, as an analyzer reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     pub name: String,
     pub version: String,
@@ -76,14 +76,14 @@ pub struct Package {
     pub arch: Option<String>,
     pub license: Option<String>,
     pub db_path: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub properties: Vec<(String, String)>,
 }
 
 /// A warning an analyzer returned alongside its result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyzerWarning {
     pub file: String,
     pub line: u32,
@@ -91,7 +91,7 @@ pub struct AnalyzerWarning {
 }
 
 /// One analyzer's successful result for one layer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Analysis {
     pub os: Option<OsInfo>,
     pub packages: Vec<Package>,
@@ -99,7 +99,7 @@ pub struct Analysis {
 }
 
 /// How bad a diagnostic is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,
@@ -110,17 +110,17 @@ pub enum Level {
 
 /// Something the user should know about a scan: an analyzer that failed or was stopped,
 /// a file that was too large to extract, a warning from an analyzer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub level: Level,
     /// A stable machine-readable code: `analyzer-timeout`, `analyzer-memory`,
     /// `file-too-large`, …
     pub code: String,
     /// The analyzer concerned, as `name@version`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyzer: Option<String>,
     /// The layer concerned (its diff_id), or the source for a directory.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
     pub message: String,
 }

@@ -35,7 +35,17 @@ struct JsonReport<'a> {
 struct JsonImage<'a> {
     reference: &'a str,
     digest: Option<&'a str>,
-    platform: Option<&'a str>,
+    platform: Option<String>,
+    layers: Vec<JsonLayer<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonLayer<'a> {
+    digest: &'a str,
+    diff_id: &'a str,
+    media_type: &'a str,
+    size: u64,
+    created_by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +60,8 @@ struct JsonPackage<'a> {
     analyzer: &'a str,
     db_path: &'a str,
     layer_digest: Option<&'a str>,
+    layer_diff_id: Option<&'a str>,
+    layer_created_by: Option<&'a str>,
 }
 
 fn json_package(p: &InventoryPackage) -> JsonPackage<'_> {
@@ -63,8 +75,10 @@ fn json_package(p: &InventoryPackage) -> JsonPackage<'_> {
         license: p.package.license.as_deref(),
         analyzer: &p.analyzer,
         db_path: &p.package.db_path,
-        // A directory is one layer with no digest; image layers carry their diff_id.
-        layer_digest: p.layer.starts_with("sha256:").then_some(p.layer.as_str()),
+        // A directory is one layer with no digest.
+        layer_digest: p.layer_digest.as_deref(),
+        layer_diff_id: p.layer_digest.as_ref().map(|_| p.layer.as_str()),
+        layer_created_by: p.created_by.as_deref(),
     }
 }
 
@@ -76,8 +90,24 @@ pub fn write(result: &ScanResult, format: Format, out: &mut dyn Write) -> std::i
                 schema_version: SCHEMA_VERSION,
                 image: JsonImage {
                     reference: &result.reference,
-                    digest: None,
-                    platform: None,
+                    digest: result.image.as_ref().and_then(|i| i.manifest_digest.as_deref()),
+                    platform: result
+                        .image
+                        .as_ref()
+                        .and_then(|i| i.platform.as_ref())
+                        .map(|p| p.to_string()),
+                    layers: result
+                        .image
+                        .iter()
+                        .flat_map(|i| &i.layers)
+                        .map(|l| JsonLayer {
+                            digest: &l.digest,
+                            diff_id: &l.diff_id,
+                            media_type: &l.media_type,
+                            size: l.size,
+                            created_by: l.created_by.as_deref(),
+                        })
+                        .collect(),
                 },
                 os: result.inventory.os.as_ref(),
                 complete: result.complete(),

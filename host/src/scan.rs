@@ -1,34 +1,55 @@
 //! The pipeline, in order. This is the only module that knows the order of the stages:
 //!
-//! 1. `source`: resolve the reference (today `dir:PATH`, one layer);
-//! 2. `layers`: select the files the analyzers asked for and extract them safely into a
-//!    scratch tree per layer;
-//! 3. `sandbox`: run every analyzer over every layer tree, each under its limits;
-//! 4. `merge`: stack the layer inventories into the image inventory;
+//! 1. `source`: resolve the reference to a manifest, a config and blobs (registry, OCI
+//!    layout, docker archive), or walk a directory (`dir:`, one layer);
+//! 2. for each layer, in parallel but merged in order: look up the layer cache; on a miss,
+//!    `layers`: stream the blob once (digests, decompression, limits), extract the files
+//!    the analyzers asked for into a scratch tree and record whiteouts;
+//! 3. `sandbox`: run every analyzer that has no cached result over the layer's tree, each
+//!    under its limits; store what they found;
+//! 4. `merge`: stack the layer inventories into the image inventory (whiteouts, database
+//!    replacement, the layer that introduced each package);
 //! 5. `report`: hand the result, with every diagnostic, to the reporters.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::analyzers::Registry;
-use crate::layers::{ExtractLimits, Selector};
-use crate::merge::{Inventory, LayerResult};
-use crate::model::{Diagnostic, Level};
+use crate::layers::cache::LayerCache;
+use crate::layers::{ExtractLimits, LayerLimits, Selector, Whiteouts};
+use crate::merge::{Inventory, LayerInput, LayerResult};
+use crate::model::{Analysis, Diagnostic, Level};
 use crate::report::sanitize;
-use crate::sandbox::{Loaded, Outcome, Sandbox, Verdict};
-use crate::source::Source;
+use crate::sandbox::{Loaded, Outcome, Sandbox, Verdict, WIT_VERSIONS};
+use crate::source::{BlobSource, Image, LayerDesc, ResolveOptions, Source};
+
+/// Everything a scan needs besides the analyzers.
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    pub resolve: ResolveOptions,
+    pub extract: ExtractLimits,
+    pub layers: LayerLimits,
+    /// The layer result cache; `None` disables it.
+    pub cache: Option<Arc<LayerCache>>,
+    /// Layers downloaded and analysed at once.
+    pub parallel_layers: usize,
+}
 
 /// What a scan produced.
 #[derive(Debug)]
 pub struct ScanResult {
     pub reference: String,
+    pub image: Option<Image>,
     pub inventory: Inventory,
     pub diagnostics: Vec<Diagnostic>,
     /// `name@version` of every analyzer that ran.
     pub analyzers: Vec<String>,
-    pub timings: Timings,
+    pub stats: Stats,
 }
 
 impl ScanResult {
@@ -39,11 +60,30 @@ impl ScanResult {
     }
 }
 
+/// Where the time and bytes went.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Timings {
-    pub extract: Duration,
-    pub analyze: Duration,
+pub struct Stats {
     pub total: Duration,
+    pub layers: usize,
+    pub layers_downloaded: usize,
+    pub layers_from_cache: usize,
+    pub compressed_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+/// One analyzer's verdict on one layer, as the cache keeps it. Failures are never
+/// cached: they are retried on the next scan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Cached {
+    Analysis(Analysis),
+    NotApplicable,
+}
+
+/// What the cache keeps about a layer regardless of analyzers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerRecord {
+    whiteouts: Whiteouts,
+    diagnostics: Vec<Diagnostic>,
 }
 
 /// Scan `source` with every analyzer of `registry`.
@@ -51,68 +91,378 @@ pub async fn scan(
     sandbox: Arc<Sandbox>,
     registry: &Registry,
     source: &Source,
-    extract_limits: &ExtractLimits,
+    opts: &ScanOptions,
 ) -> Result<ScanResult> {
     let started = Instant::now();
-    let mut diagnostics = Vec::new();
-    let selector = Selector::new(registry.requests())
-        .map_err(|e| anyhow::anyhow!("an analyzer's file request is invalid: {e}"))?;
-
-    let (layer_name, tree) = match source {
+    let selector = Arc::new(
+        Selector::new(registry.requests())
+            .map_err(|e| anyhow::anyhow!("an analyzer's file request is invalid: {e}"))?,
+    );
+    let mut result = match source {
         Source::Dir(root) => {
-            let root = root.clone();
-            let limits = extract_limits.clone();
-            let (tree, diags) = tokio::task::spawn_blocking(move || {
-                let mut diags = Vec::new();
-                let tree = crate::source::dir::extract(&root, &selector, &limits, &mut diags);
-                (tree, diags)
-            })
-            .await
-            .context("the extraction task failed")?;
-            diagnostics.extend(diags);
-            (source.to_string(), tree?)
+            scan_dir(sandbox, registry, source, root.clone(), selector, opts).await?
+        }
+        _ => {
+            let (image, blobs) = crate::source::resolve(source, &opts.resolve).await?;
+            scan_image(sandbox, registry, source, image, blobs, selector, opts).await?
         }
     };
-    let extracted = started.elapsed();
+    if let Some(cache) = &opts.cache {
+        match cache.evict() {
+            Ok(e) if e.removed > 0 => tracing::info!(
+                removed = e.removed,
+                bytes = e.bytes_after,
+                "layer cache trimmed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot trim the layer cache: {e}"),
+        }
+    }
+    result.stats.total = started.elapsed();
+    Ok(result)
+}
 
+async fn scan_dir(
+    sandbox: Arc<Sandbox>,
+    registry: &Registry,
+    source: &Source,
+    root: std::path::PathBuf,
+    selector: Arc<Selector>,
+    opts: &ScanOptions,
+) -> Result<ScanResult> {
+    let name = source.to_string();
+    let limits = opts.extract.clone();
+    let (tree, mut diagnostics) = tokio::task::spawn_blocking(move || {
+        let mut diags = Vec::new();
+        let tree = crate::source::dir::extract(&root, &selector, &limits, &mut diags);
+        (tree, diags)
+    })
+    .await
+    .context("the extraction task failed")?;
+    let tree = tree?;
+    let layer = LayerMeta {
+        name: name.clone(),
+        digest: None,
+        created_by: None,
+    };
+    let outcomes = run_analyzers(&sandbox, registry.analyzers(), tree.path()).await?;
     let mut results = Vec::new();
-    let runs = registry.analyzers().iter().map(|a| {
-        let sandbox = sandbox.clone();
-        let analyzer = a.clone();
-        let root = tree.path().to_path_buf();
-        tokio::spawn(async move {
-            let outcome = sandbox.analyze(&analyzer, &root).await;
-            (analyzer, outcome)
-        })
-    });
-    let runs: Vec<_> = runs.collect();
-    for run in runs {
-        let (analyzer, outcome) = run.await.context("an analyzer task failed")?;
-        if let Some(r) = interpret(&analyzer, &layer_name, outcome, &mut diagnostics) {
+    for (analyzer, outcome) in outcomes {
+        if let Some(r) = interpret(&analyzer, &layer, outcome, &mut diagnostics) {
             results.push(r);
         }
     }
     drop(tree);
-    let analyzed = started.elapsed();
-
-    let inventory = crate::merge::merge(results);
     Ok(ScanResult {
-        reference: source.to_string(),
-        inventory,
+        reference: name,
+        image: None,
+        inventory: crate::merge::merge([LayerInput {
+            whiteouts: Whiteouts::default(),
+            results,
+        }]),
         diagnostics,
         analyzers: registry.analyzers().iter().map(|a| a.id()).collect(),
-        timings: Timings {
-            extract: extracted,
-            analyze: analyzed - extracted,
-            total: started.elapsed(),
+        stats: Stats {
+            layers: 1,
+            ..Stats::default()
         },
     })
+}
+
+/// How a layer is named in results.
+#[derive(Debug, Clone)]
+struct LayerMeta {
+    name: String,
+    digest: Option<String>,
+    created_by: Option<String>,
+}
+
+/// One layer's contribution, before merging.
+struct LayerOutput {
+    input: LayerInput,
+    diagnostics: Vec<Diagnostic>,
+    downloaded: bool,
+    compressed_bytes: u64,
+    uncompressed_bytes: u64,
+}
+
+async fn scan_image(
+    sandbox: Arc<Sandbox>,
+    registry: &Registry,
+    source: &Source,
+    image: Image,
+    blobs: Arc<dyn BlobSource>,
+    selector: Arc<Selector>,
+    opts: &ScanOptions,
+) -> Result<ScanResult> {
+    let fingerprint = requests_fingerprint(registry);
+    let progress = progress_bar(opts.resolve.progress);
+    let parallel = opts.parallel_layers.max(1);
+    let outputs: Vec<Result<LayerOutput>> = futures::stream::iter(image.layers.iter().cloned())
+        .map(|layer| {
+            let ctx = LayerContext {
+                sandbox: sandbox.clone(),
+                analyzers: registry.analyzers().to_vec(),
+                blobs: blobs.clone(),
+                selector: selector.clone(),
+                opts: opts.clone(),
+                fingerprint: fingerprint.clone(),
+                progress: progress.clone(),
+            };
+            async move { ctx.layer(layer).await }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    if let Some(p) = &progress {
+        p.finish_and_clear();
+    }
+
+    let mut diagnostics = Vec::new();
+    let mut inputs = Vec::new();
+    let mut stats = Stats {
+        layers: image.layers.len(),
+        ..Stats::default()
+    };
+    for output in outputs {
+        let output = output?;
+        diagnostics.extend(output.diagnostics);
+        inputs.push(output.input);
+        if output.downloaded {
+            stats.layers_downloaded += 1;
+        } else {
+            stats.layers_from_cache += 1;
+        }
+        stats.compressed_bytes += output.compressed_bytes;
+        stats.uncompressed_bytes += output.uncompressed_bytes;
+    }
+    Ok(ScanResult {
+        reference: source.to_string(),
+        inventory: crate::merge::merge(inputs),
+        image: Some(image),
+        diagnostics,
+        analyzers: registry.analyzers().iter().map(|a| a.id()).collect(),
+        stats,
+    })
+}
+
+/// What every layer task shares.
+struct LayerContext {
+    sandbox: Arc<Sandbox>,
+    analyzers: Vec<Arc<Loaded>>,
+    blobs: Arc<dyn BlobSource>,
+    selector: Arc<Selector>,
+    opts: ScanOptions,
+    fingerprint: String,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl LayerContext {
+    async fn layer(self, layer: LayerDesc) -> Result<LayerOutput> {
+        let meta = LayerMeta {
+            name: layer.diff_id.clone(),
+            digest: Some(layer.digest.clone()),
+            created_by: layer.created_by.clone(),
+        };
+        let mut output = LayerOutput {
+            input: LayerInput::default(),
+            diagnostics: Vec::new(),
+            downloaded: false,
+            compressed_bytes: 0,
+            uncompressed_bytes: 0,
+        };
+        if layer.foreign {
+            output.diagnostics.push(Diagnostic {
+                level: Level::Info,
+                code: "foreign-layer-skipped".into(),
+                analyzer: None,
+                layer: Some(layer.diff_id.clone()),
+                message: format!(
+                    "layer {} is foreign (non-distributable) and was not downloaded",
+                    layer.digest
+                ),
+            });
+            return Ok(output);
+        }
+        let cache = self.opts.cache.clone();
+        let record_key = format!("layer/{}/{}", layer.diff_id, self.fingerprint);
+        let record: Option<LayerRecord> = cache.as_ref().and_then(|c| c.get(&record_key));
+        let mut cached: Vec<(Arc<Loaded>, Cached)> = Vec::new();
+        let mut missing: Vec<Arc<Loaded>> = Vec::new();
+        for a in &self.analyzers {
+            match cache
+                .as_ref()
+                .and_then(|c| c.get::<Cached>(&analysis_key(&layer, a)))
+            {
+                Some(v) => cached.push((a.clone(), v)),
+                None => missing.push(a.clone()),
+            }
+        }
+
+        let mut fresh: Vec<(Arc<Loaded>, Outcome)> = Vec::new();
+        let whiteouts;
+        if let (Some(record), true) = (&record, missing.is_empty()) {
+            whiteouts = record.whiteouts.clone();
+            output.diagnostics.extend(record.diagnostics.clone());
+        } else {
+            output.downloaded = true;
+            let stream = self.blobs.open(&layer).await?;
+            let stream: crate::source::BlobStream = match &self.progress {
+                Some(p) => {
+                    p.inc_length(layer.size);
+                    let p = p.clone();
+                    Box::pin(tokio_util::io::InspectReader::new(
+                        stream,
+                        move |b: &[u8]| p.inc(b.len() as u64),
+                    ))
+                }
+                None => stream,
+            };
+            let bridge = tokio_util::io::SyncIoBridge::new(stream);
+            let (selector, extract, limits, desc) = (
+                self.selector.clone(),
+                self.opts.extract.clone(),
+                self.opts.layers.clone(),
+                layer.clone(),
+            );
+            let (files, diags) = tokio::task::spawn_blocking(move || {
+                let mut diags = Vec::new();
+                let files = crate::layers::stream::process(
+                    bridge, &desc, &selector, &extract, &limits, &mut diags,
+                );
+                (files, diags)
+            })
+            .await
+            .context("the layer task failed")?;
+            let files = files?;
+            output.compressed_bytes = files.compressed_bytes;
+            output.uncompressed_bytes = files.uncompressed_bytes;
+            whiteouts = files.whiteouts.clone();
+            if let Some(c) = &cache {
+                let record = LayerRecord {
+                    whiteouts: whiteouts.clone(),
+                    diagnostics: diags.clone(),
+                };
+                if let Err(e) = c.put(&record_key, &record) {
+                    tracing::warn!("cannot write the layer cache: {e}");
+                }
+            }
+            output.diagnostics.extend(diags);
+            // A layer without any requested file cannot interest any analyzer.
+            if files.tree.files() == 0 {
+                for a in missing.drain(..) {
+                    cached.push((a, Cached::NotApplicable));
+                }
+            } else {
+                fresh = run_analyzers(&self.sandbox, &missing, files.tree.path()).await?;
+            }
+            drop(files);
+        }
+
+        for (analyzer, verdict) in cached {
+            if let Cached::Analysis(analysis) = verdict {
+                output
+                    .input
+                    .results
+                    .push(layer_result(&analyzer, &meta, analysis));
+            }
+        }
+        for (analyzer, outcome) in fresh {
+            let cacheable = match &outcome.result {
+                Ok(Verdict::Analysis(a)) => Some(Cached::Analysis(a.clone())),
+                Ok(Verdict::NotApplicable) => Some(Cached::NotApplicable),
+                _ => None,
+            };
+            if let (Some(c), Some(v)) = (&cache, cacheable)
+                && let Err(e) = c.put(&analysis_key(&layer, &analyzer), &v)
+            {
+                tracing::warn!("cannot write the layer cache: {e}");
+            }
+            if let Some(r) = interpret(&analyzer, &meta, outcome, &mut output.diagnostics) {
+                output.input.results.push(r);
+            }
+        }
+        output.input.whiteouts = whiteouts;
+        Ok(output)
+    }
+}
+
+/// The cache key of an analyzer's verdict on a layer.
+fn analysis_key(layer: &LayerDesc, a: &Loaded) -> String {
+    format!(
+        "analysis/{}/{}/{}/wit{}",
+        layer.diff_id, a.meta.name, a.meta.version, a.wit_version
+    )
+}
+
+/// A layer's extraction depends on every analyzer's requests: fingerprint them.
+fn requests_fingerprint(registry: &Registry) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(WIT_VERSIONS[0].as_bytes());
+    for a in registry.analyzers() {
+        h.update(a.id().as_bytes());
+        for r in &a.meta.requests {
+            h.update(format!("{:?}/{}", r.pattern, r.max_size).as_bytes());
+        }
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+fn progress_bar(wanted: bool) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} pulling layers {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Run `analyzers` over the tree at `root`, concurrently.
+async fn run_analyzers(
+    sandbox: &Arc<Sandbox>,
+    analyzers: &[Arc<Loaded>],
+    root: &std::path::Path,
+) -> Result<Vec<(Arc<Loaded>, Outcome)>> {
+    let runs: Vec<_> = analyzers
+        .iter()
+        .map(|a| {
+            let sandbox = sandbox.clone();
+            let analyzer = a.clone();
+            let root = root.to_path_buf();
+            tokio::spawn(async move {
+                let outcome = sandbox.analyze(&analyzer, &root).await;
+                (analyzer, outcome)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(runs.len());
+    for run in runs {
+        out.push(run.await.context("an analyzer task failed")?);
+    }
+    Ok(out)
+}
+
+fn layer_result(analyzer: &Loaded, layer: &LayerMeta, analysis: Analysis) -> LayerResult {
+    LayerResult {
+        layer: layer.name.clone(),
+        layer_digest: layer.digest.clone(),
+        created_by: layer.created_by.clone(),
+        analyzer: analyzer.meta.name.clone(),
+        analyzer_id: analyzer.id(),
+        ecosystem: analyzer.meta.ecosystem.clone(),
+        analysis,
+    }
 }
 
 /// Turn one sandbox outcome into a layer result and diagnostics.
 fn interpret(
     analyzer: &Loaded,
-    layer: &str,
+    layer: &LayerMeta,
     outcome: Outcome,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<LayerResult> {
@@ -121,7 +471,7 @@ fn interpret(
         level,
         code: code.to_string(),
         analyzer: Some(id.clone()),
-        layer: Some(layer.to_string()),
+        layer: Some(layer.name.clone()),
         message,
     };
     if outcome.stderr_truncated {
@@ -145,13 +495,7 @@ fn interpret(
                     format!("{place}{}", w.message),
                 ));
             }
-            Some(LayerResult {
-                layer: layer.to_string(),
-                analyzer: analyzer.meta.name.clone(),
-                analyzer_id: id.clone(),
-                ecosystem: analyzer.meta.ecosystem.clone(),
-                analysis,
-            })
+            Some(layer_result(analyzer, layer, analysis))
         }
         Ok(Verdict::NotApplicable) => None,
         Ok(Verdict::ParseError {

@@ -68,6 +68,15 @@ impl ScratchTree {
         self.bytes
     }
 
+    /// Open an extracted file of this tree (to copy it to a link's path).
+    pub fn open(&self, rel: &str) -> Result<cap_std::fs::File, ExtractError> {
+        self.dir.open(rel).map_err(|e| ExtractError::Io {
+            source_name: self.source_name.clone(),
+            path: rel.to_string(),
+            message: format!("cannot reopen: {e}"),
+        })
+    }
+
     /// Write `reader`'s content as the regular file `rel` (a clean relative path), reading
     /// at most `max` bytes. Returns `Ok(false)` when the content turned out larger than
     /// `max` (nothing is kept then).

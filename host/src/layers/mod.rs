@@ -1,14 +1,20 @@
 //! Files for the analyzers: select the entries analyzers asked for and extract them,
 //! safely, into a per-layer scratch tree that is then mounted read-only into the sandbox.
 //!
-//! Today the entries come from a root-filesystem directory ([`crate::source::dir`]);
-//! image layers (tar streams with whiteouts) feed the same [`ScratchTree`].
+//! Image layers are streamed once ([`stream`]: digest, decompression, limits) and walked
+//! ([`walk`]: selection, whiteouts, links); a root-filesystem directory
+//! ([`crate::source::dir`]) feeds the same [`ScratchTree`].
 
+pub mod cache;
 mod extract;
 mod select;
+pub mod stream;
+pub mod walk;
 
 pub use extract::ScratchTree;
 pub use select::Selector;
+pub use stream::{LayerError, LayerFiles, LayerLimits};
+pub use walk::Whiteouts;
 
 use serde::{Deserialize, Serialize};
 
