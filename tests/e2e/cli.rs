@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 use bulkhead_test_artifacts::{HOSTILE, HOSTILE_SOCKET, fixture};
 use serde_json::Value;
 
+/// (name, version, arch, source name, source version).
+type Row = (String, String, String, String, String);
+
 fn bulkhead(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
     c.env("BULKHEAD_HOME", home)
@@ -32,7 +35,7 @@ fn debian_root() -> PathBuf {
 
 /// (name, version, arch, source name, source version) of every package whose files are on
 /// disk, as dpkg-query itself reports them from `admindir`.
-fn dpkg_query(admindir: &Path) -> Option<BTreeSet<(String, String, String, String, String)>> {
+fn dpkg_query(admindir: &Path) -> Option<BTreeSet<Row>> {
     let out = Command::new("dpkg-query")
         .arg(format!("--admindir={}", admindir.display()))
         .args(["-W", "-f", "${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}\\t${db:Status-Status}\\n"])
@@ -70,7 +73,7 @@ fn dpkg_query(admindir: &Path) -> Option<BTreeSet<(String, String, String, Strin
     )
 }
 
-fn reported(report: &Value) -> BTreeSet<(String, String, String, String, String)> {
+fn reported(report: &Value) -> BTreeSet<Row> {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     report["packages"]
         .as_array()
@@ -89,9 +92,7 @@ fn reported(report: &Value) -> BTreeSet<(String, String, String, String, String)
 }
 
 /// dpkg-query is the oracle; CI must have it, a developer machine without it skips.
-fn require_dpkg_query(
-    result: Option<BTreeSet<(String, String, String, String, String)>>,
-) -> Option<BTreeSet<(String, String, String, String, String)>> {
+fn require_dpkg_query(result: Option<BTreeSet<Row>>) -> Option<BTreeSet<Row>> {
     if result.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
