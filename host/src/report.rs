@@ -29,6 +29,18 @@ struct JsonReport<'a> {
     analyzers: &'a [String],
     packages: Vec<JsonPackage<'a>>,
     diagnostics: &'a [Diagnostic],
+    stats: JsonStats,
+}
+
+/// Where the time and bytes went: what a rescan saved shows here.
+#[derive(Serialize)]
+struct JsonStats {
+    duration_ms: u64,
+    layers: usize,
+    layers_downloaded: usize,
+    layers_from_cache: usize,
+    compressed_bytes: u64,
+    uncompressed_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -90,7 +102,10 @@ pub fn write(result: &ScanResult, format: Format, out: &mut dyn Write) -> std::i
                 schema_version: SCHEMA_VERSION,
                 image: JsonImage {
                     reference: &result.reference,
-                    digest: result.image.as_ref().and_then(|i| i.manifest_digest.as_deref()),
+                    digest: result
+                        .image
+                        .as_ref()
+                        .and_then(|i| i.manifest_digest.as_deref()),
                     platform: result
                         .image
                         .as_ref()
@@ -114,6 +129,14 @@ pub fn write(result: &ScanResult, format: Format, out: &mut dyn Write) -> std::i
                 analyzers: &result.analyzers,
                 packages: result.inventory.packages.iter().map(json_package).collect(),
                 diagnostics: &result.diagnostics,
+                stats: JsonStats {
+                    duration_ms: result.stats.total.as_millis() as u64,
+                    layers: result.stats.layers,
+                    layers_downloaded: result.stats.layers_downloaded,
+                    layers_from_cache: result.stats.layers_from_cache,
+                    compressed_bytes: result.stats.compressed_bytes,
+                    uncompressed_bytes: result.stats.uncompressed_bytes,
+                },
             };
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)

@@ -351,6 +351,11 @@ impl LayerContext {
             // A layer without any requested file cannot interest any analyzer.
             if files.tree.files() == 0 {
                 for a in missing.drain(..) {
+                    if let Some(c) = &cache
+                        && let Err(e) = c.put(&analysis_key(&layer, &a), &Cached::NotApplicable)
+                    {
+                        tracing::warn!("cannot write the layer cache: {e}");
+                    }
                     cached.push((a, Cached::NotApplicable));
                 }
             } else {

@@ -26,7 +26,10 @@ use crate::model::{Diagnostic, Level};
 /// The whiteouts of one layer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Whiteouts {
-    /// Paths removed by this layer (`dir/.wh.name` → `dir/name`).
+    /// Paths removed by this layer (`dir/.wh.name` → `dir/name`), and wanted paths it
+    /// replaced with something no analyzer can read (a device, a link that leaves the
+    /// layer, a file over the size limit): either way an earlier layer's file there is
+    /// no longer what the container sees.
     pub removed: Vec<String>,
     /// Directories whose earlier content this layer hides (`dir/.wh..wh..opq` → `dir`).
     pub opaque: Vec<String>,
@@ -105,12 +108,14 @@ pub fn extract(
                 let max = max.min(limits.max_file_bytes);
                 if size > max {
                     diagnostics.push(too_large(layer, &rel, size, max));
+                    whiteouts.removed.push(rel);
                     continue;
                 }
                 if tree.write_file(&rel, &mut entry, max)? {
                     extracted.insert(rel);
                 } else {
                     diagnostics.push(too_large(layer, &rel, size, max));
+                    whiteouts.removed.push(rel);
                 }
             }
             tar::EntryType::Symlink => {
@@ -140,14 +145,28 @@ pub fn extract(
                             extracted.insert(rel);
                         }
                     }
-                    _ => diagnostics.push(diag(
-                        layer,
-                        "hardlink-skipped",
-                        format!("{rel}: hard link to a file that is not an extracted file of this layer; skipped"),
-                    )),
+                    _ => {
+                        diagnostics.push(diag(
+                            layer,
+                            "hardlink-skipped",
+                            format!("{rel}: hard link to a file that is not an extracted file of this layer; skipped"),
+                        ));
+                        whiteouts.removed.push(rel);
+                    }
                 }
             }
-            // Directories are created as needed; devices, fifos and the rest are never data.
+            // Directories are created as needed; devices, fifos and the rest are never
+            // data, but they do replace what an earlier layer had at that path.
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                if selector.wants(&rel).is_some() {
+                    diagnostics.push(diag(
+                        layer,
+                        "special-file-skipped",
+                        format!("{rel}: a device or fifo where a file was expected; skipped"),
+                    ));
+                    whiteouts.removed.push(rel);
+                }
+            }
             _ => {}
         }
     }
@@ -160,13 +179,16 @@ pub fn extract(
                     extracted.insert(rel);
                 }
             }
-            _ => diagnostics.push(diag(
-                layer,
-                "symlink-skipped",
-                format!(
-                    "{rel}: symbolic link does not lead to an extracted file of this layer; skipped"
-                ),
-            )),
+            _ => {
+                diagnostics.push(diag(
+                    layer,
+                    "symlink-skipped",
+                    format!(
+                        "{rel}: symbolic link does not lead to an extracted file of this layer; skipped"
+                    ),
+                ));
+                whiteouts.removed.push(rel);
+            }
         }
     }
     if skipped_names > 0 {

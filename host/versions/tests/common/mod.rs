@@ -1,0 +1,180 @@
+//! Shared by the oracle tests: the version lists in testdata/, deterministic pair sampling,
+//! and finding the reference tools.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+/// The non-empty lines of a testdata file.
+pub fn lines(name: &str) -> Vec<String> {
+    let path = testdata(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A small deterministic generator (SplitMix64), so a failure reproduces exactly.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform-enough in `0..n` for test sampling (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+}
+
+/// Pairs drawn from real versions: every neighbour in string order (mostly one package's
+/// successive versions, which share long prefixes and are the hard cases), neighbours two
+/// apart, and `random` uniformly random pairs.
+pub fn sample_pairs(versions: &[String], random: usize, rng: &mut Rng) -> Vec<(String, String)> {
+    let mut sorted = versions.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut pairs = Vec::new();
+    for w in sorted.windows(2) {
+        pairs.push((w[0].clone(), w[1].clone()));
+    }
+    for w in sorted.windows(3).step_by(2) {
+        pairs.push((w[2].clone(), w[0].clone()));
+    }
+    for _ in 0..random {
+        pairs.push((rng.pick(&sorted), rng.pick(&sorted)));
+    }
+    pairs
+}
+
+/// Whether a reference tool can be used. Under CI (`CI` set) a missing tool fails the test:
+/// the oracle comparison is the point of these tests and must not silently turn into a
+/// skip. Elsewhere the test is skipped with the reason printed.
+pub fn require_tool(tool: &str, install_hint: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but {tool} is not available; install it: {install_hint}");
+    }
+    eprintln!("SKIPPED: {tool} is not available ({install_hint}); set CI to make this fatal");
+    false
+}
+
+/// Whether `program args…` runs and exits 0.
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Debian's own python3: python3-rpm and python3-packaging install into it, and a pyenv or
+/// venv `python3` earlier on PATH would not see them.
+pub fn debian_python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Runs a Python script that reads one request per stdin line and answers one line each,
+/// feeding all requests through one process (one interpreter start for thousands of pairs).
+pub fn python_oracle(python: &str, script: &str, requests: &[String]) -> Vec<String> {
+    pipe_oracle(python, &["-c", script], requests)
+}
+
+/// Feeds `requests` (one per line) to a process and returns its stdout lines, checking
+/// that there is exactly one per request.
+pub fn pipe_oracle(program: &str, args: &[&str], requests: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
+    // Write from a thread: the child answers while it reads, and a full stdout pipe
+    // would otherwise deadlock both.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("oracle output");
+    let written = writer.join().expect("writer thread");
+    assert!(
+        out.status.success() && written.is_ok(),
+        "{program} failed ({}, writing: {written:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<String> = String::from_utf8(out.stdout)
+        .expect("oracle prints UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        answers.len(),
+        requests.len(),
+        "{program} answered {} of {} requests",
+        answers.len(),
+        requests.len()
+    );
+    answers
+}
+
+pub fn sign(o: std::cmp::Ordering) -> i32 {
+    o as i32
+}
+
+/// Collects mismatches and fails with the first ones listed.
+#[derive(Default)]
+pub struct Mismatches(Vec<String>);
+
+impl Mismatches {
+    pub fn push(&mut self, m: String) {
+        self.0.push(m);
+    }
+
+    pub fn check(self, what: &str, total: usize) {
+        let shown: Vec<&String> = self.0.iter().take(40).collect();
+        assert!(
+            self.0.is_empty(),
+            "{what}: {} of {total} disagree with the reference:\n{}",
+            self.0.len(),
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        eprintln!("{what}: {total} checked, all agree with the reference");
+    }
+}
