@@ -9,7 +9,7 @@
 
 pub mod installed;
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::path::Path;
 
 use bulkhead_analyzer_sdk::{
@@ -145,12 +145,19 @@ fn read(root: &Path, rel: &str) -> Result<Option<String>, AnalyzeError> {
         }
         Err(e) => return Err(io(e)),
     }
-    let file = std::fs::File::open(&path).map_err(io)?;
-    // Bounded read: the size in the metadata may change underneath, the limit may not.
-    let mut bytes = Vec::new();
-    file.take(MAX_DB_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    // Bounded read (the size may change underneath, the limit may not), through the SDK's
+    // fast path inside the sandbox.
+    let bytes = match bulkhead_analyzer_sdk::fs::read(&path, MAX_DB_SIZE) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::InvalidData => {
+            return Err(AnalyzeError::Parse(ParseError {
+                file: rel.to_string(),
+                line: 0,
+                message: format!("larger than {MAX_DB_SIZE} bytes"),
+            }));
+        }
+        Err(e) => return Err(io(e)),
+    };
     if bytes.len() as u64 > MAX_DB_SIZE {
         return Err(AnalyzeError::Parse(ParseError {
             file: rel.to_string(),

@@ -12,7 +12,7 @@ pub mod header;
 pub mod ndb;
 pub mod sqlite;
 
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::path::Path;
 
 use bulkhead_analyzer_sdk::{
@@ -209,12 +209,19 @@ fn read(root: &Path, rel: &str) -> Result<Option<Vec<u8>>, AnalyzeError> {
         }
         Err(e) => return Err(io(e)),
     }
-    let file = std::fs::File::open(&path).map_err(io)?;
-    // Bounded read: the size in the metadata may change underneath, the limit may not.
-    let mut bytes = Vec::new();
-    file.take(MAX_DB_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    // Bounded read (the size may change underneath, the limit may not), through the SDK's
+    // fast path inside the sandbox.
+    let bytes = match bulkhead_analyzer_sdk::fs::read(&path, MAX_DB_SIZE) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::InvalidData => {
+            return Err(AnalyzeError::Parse(ParseError {
+                file: rel.to_string(),
+                line: 0,
+                message: format!("larger than {MAX_DB_SIZE} bytes"),
+            }));
+        }
+        Err(e) => return Err(io(e)),
+    };
     if bytes.len() as u64 > MAX_DB_SIZE {
         return Err(AnalyzeError::Parse(ParseError {
             file: rel.to_string(),

@@ -34,4 +34,5 @@ pub use bindings::{Analysis, AnalyzeError, Guest, Metadata, export};
 /// The WIT package version this SDK implements.
 pub const WIT_VERSION: &str = "0.1.0";
 
+pub mod fs;
 pub mod os;

@@ -47,7 +47,11 @@ pub fn requests() -> Vec<FileRequest> {
 /// Detect the OS of the tree mounted at `root`; `None` when it carries no release file
 /// (scratch and distroless-static images).
 pub fn detect(root: &Path) -> Option<OsInfo> {
-    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+    let read = |rel: &str| {
+        crate::fs::read(&root.join(rel), MAX_RELEASE_FILE)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
     for file in OS_RELEASE {
         if let Some(text) = read(file)
             && let Some(os) = from_os_release(&text, file)

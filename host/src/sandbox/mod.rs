@@ -317,19 +317,6 @@ impl Sandbox {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(limits.max_wasm_stack);
-        if std::env::var_os("BULKHEAD_EXPERIMENT_POOLING").is_some() {
-            let mut p = wasmtime::PoolingAllocationConfig::default();
-            p.total_component_instances(64)
-                .total_core_instances(64 * 8)
-                .total_memories(64)
-                .total_tables(64 * 4)
-                .total_stacks(64)
-                .max_memory_size(limits.memory_bytes)
-                .max_memories_per_component(2)
-                .max_tables_per_component(4)
-                .max_core_instances_per_component(16);
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
-        }
         let engine = Engine::new(&config).map_err(|e| LoadError::Cache {
             path: cache_dir.to_path_buf(),
             reason: format!("cannot create the wasm engine: {e}"),
