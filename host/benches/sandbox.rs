@@ -76,24 +76,11 @@ fn main() {
         .expect("dpkg")
         .clone();
 
-    let mut native = Vec::new();
-    let mut packages = 0;
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        let a = bulkhead_analyzer_dpkg::analyze(root.path()).expect("native analysis");
-        native.push(t.elapsed());
-        packages = a.packages.len();
-    }
-    let mut sandboxed = Vec::new();
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        let o = rt.block_on(sandbox.analyze(&dpkg, root.path()));
-        sandboxed.push(t.elapsed());
-        match o.result {
-            Ok(Verdict::Analysis(a)) => assert_eq!(a.packages.len(), packages),
-            other => panic!("sandboxed analysis failed: {other:?}"),
-        }
-    }
+    let (native, sandboxed, packages) = compare(&rt, &sandbox, &dpkg, root.path(), |r| {
+        bulkhead_analyzer_dpkg::analyze(r)
+            .map(|a| a.packages.len())
+            .map_err(|e| format!("{e:?}"))
+    });
     // The fixed cost of a call: an empty layer (the analyzer finds nothing).
     let empty = tempfile::tempdir().expect("tempdir");
     let mut fixed = Vec::new();
@@ -110,12 +97,7 @@ fn main() {
                 .expect("instantiate"),
         );
     }
-    let (native, sandboxed, inst, warm) = (
-        median(native),
-        median(sandboxed),
-        median(inst),
-        median(warm),
-    );
+    let (inst, warm) = (median(inst), median(warm));
     println!(
         "dpkg status: {} ({} bytes, {packages} packages), medians of {ROUNDS} runs",
         status.display(),
@@ -149,4 +131,101 @@ fn main() {
         "  load all built-in analyzers, warm        {:8.3} ms (.cwasm cache)",
         ms(warm)
     );
+
+    // Issue 4: every analyzer on the largest real fixture of its format (target <= 2).
+    println!();
+    println!("per analyzer, largest real fixture (medians of {ROUNDS} runs):");
+    println!(
+        "  {:<32} {:>9} {:>10} {:>7}",
+        "database", "native ms", "sandbox ms", "ratio"
+    );
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let cases: [(&str, &str, &str, &str); 4] = [
+        (
+            "apk (alpine 3.18, 14 KB)",
+            "apk",
+            "apk/alpine-3.18/lib/apk/db/installed",
+            "lib/apk/db/installed",
+        ),
+        (
+            "rpm sqlite (mariner, 3.6 MB)",
+            "rpm",
+            "rpm/sqlite/cbl-mariner-2.0/var/lib/rpm/rpmdb.sqlite",
+            "var/lib/rpm/rpmdb.sqlite",
+        ),
+        (
+            "rpm ndb (sle15, 1.3 MB)",
+            "rpm",
+            "rpm/ndb/sle15-bci/Packages.db",
+            "usr/lib/sysimage/rpm/Packages.db",
+        ),
+        (
+            "rpm bdb (105 KB)",
+            "rpm",
+            "rpm/bdb/generated-le-1024/Packages",
+            "var/lib/rpm/Packages",
+        ),
+    ];
+    println!(
+        "  {:<32} {:>9.3} {:>10.3} {:>7.2}",
+        format!("dpkg ({packages} packages)"),
+        ms(native),
+        ms(sandboxed),
+        ms(sandboxed) / ms(native)
+    );
+    for (label, name, from, to) in cases {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dest = root.path().join(to);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(fixtures.join(from), &dest).expect("copy fixture");
+        let analyzer = registry
+            .analyzers()
+            .iter()
+            .find(|a| a.meta.name == name)
+            .expect("analyzer")
+            .clone();
+        let (n, s, _) = compare(&rt, &sandbox, &analyzer, root.path(), |r| {
+            let result = if name == "apk" {
+                bulkhead_analyzer_apk::analyze(r).map(|a| a.packages.len())
+            } else {
+                bulkhead_analyzer_rpm::analyze(r).map(|a| a.packages.len())
+            };
+            result.map_err(|e| format!("{e:?}"))
+        });
+        println!(
+            "  {label:<32} {:>9.3} {:>10.3} {:>7.2}",
+            ms(n),
+            ms(s),
+            ms(s) / ms(n)
+        );
+    }
+}
+
+/// Median native and sandboxed times of one analyzer over `root`, and the package count
+/// (which both must agree on).
+fn compare(
+    rt: &tokio::runtime::Runtime,
+    sandbox: &Sandbox,
+    analyzer: &bulkhead::sandbox::Loaded,
+    root: &std::path::Path,
+    native: impl Fn(&std::path::Path) -> Result<usize, String>,
+) -> (Duration, Duration, usize) {
+    let mut n = Vec::new();
+    let mut packages = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        packages = native(root).expect("native analysis");
+        n.push(t.elapsed());
+    }
+    let mut s = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let o = rt.block_on(sandbox.analyze(analyzer, root));
+        s.push(t.elapsed());
+        match o.result {
+            Ok(Verdict::Analysis(a)) => assert_eq!(a.packages.len(), packages),
+            other => panic!("sandboxed analysis failed: {other:?}"),
+        }
+    }
+    (median(n), median(s), packages)
 }
