@@ -157,15 +157,15 @@ pub fn extract(
             }
             // Directories are created as needed; devices, fifos and the rest are never
             // data, but they do replace what an earlier layer had at that path.
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                if selector.wants(&rel).is_some() {
-                    diagnostics.push(diag(
-                        layer,
-                        "special-file-skipped",
-                        format!("{rel}: a device or fifo where a file was expected; skipped"),
-                    ));
-                    whiteouts.removed.push(rel);
-                }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo
+                if selector.wants(&rel).is_some() =>
+            {
+                diagnostics.push(diag(
+                    layer,
+                    "special-file-skipped",
+                    format!("{rel}: a device or fifo where a file was expected; skipped"),
+                ));
+                whiteouts.removed.push(rel);
             }
             _ => {}
         }
