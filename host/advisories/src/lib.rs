@@ -24,11 +24,16 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod matcher;
 pub mod model;
 pub mod sources;
 pub mod store;
 
 pub use error::{Error, Result};
+pub use matcher::{
+    Finding, InstalledPackage, MatchReport, OsRelease, PackageKind, ecosystem_for, match_packages,
+    match_packages_report,
+};
 pub use model::{
     Advisory, Affected, Enrichment, Event, FixState, Range, RangeKind, Record, Reference, Severity,
     SeverityKind,

@@ -200,7 +200,7 @@ mod tests {
         };
         // Age every entry, then use "a": "b" is now the oldest.
         let old = SystemTime::now() - std::time::Duration::from_secs(3600);
-        for (k, age) in [("a", 3), ("b", 2), ("c", 1)] {
+        for (k, age) in [("a", 1), ("b", 2), ("c", 3)] {
             let f = std::fs::File::options()
                 .write(true)
                 .open(c.path(k))
