@@ -78,7 +78,22 @@ pub fn requests() -> Vec<FileRequest> {
 /// os-release without `VERSION_ID` next to `debian_version`, and Ubuntu before 16.04 has
 /// the codename only in `lsb-release`.
 pub fn detect(root: &Path) -> Option<OsInfo> {
+    // List `etc/` once: inside the sandbox every failed open is a host call, and most of
+    // the dozen candidate files do not exist in any given layer. (`None` when the listing
+    // fails: then every candidate is tried.)
+    let etc: Option<std::collections::HashSet<String>> =
+        std::fs::read_dir(root.join("etc")).ok().map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        });
     let read = |rel: &str| {
+        if let (Some(etc), Some(name)) = (&etc, rel.strip_prefix("etc/"))
+            && !etc.contains(name)
+        {
+            return None;
+        }
         crate::fs::read(&root.join(rel), MAX_RELEASE_FILE)
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
