@@ -12,7 +12,6 @@ pub mod header;
 pub mod ndb;
 pub mod sqlite;
 
-use std::io::ErrorKind;
 use std::path::Path;
 
 use bulkhead_analyzer_sdk::{
@@ -197,39 +196,9 @@ fn convert(p: header::Package, db_path: &str) -> InstalledPackage {
     }
 }
 
-/// Read a file of the mounted tree; `None` when it is absent or not a regular file.
+/// Read a database of the mounted tree; `None` when it is absent or not a regular file.
 fn read(root: &Path, rel: &str) -> Result<Option<Vec<u8>>, AnalyzeError> {
-    let path = root.join(rel);
-    let io = |e: std::io::Error| AnalyzeError::Io(format!("{rel}: {e}"));
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Ok(None),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(io(e)),
-    }
-    // Bounded read (the size may change underneath, the limit may not), through the SDK's
-    // fast path inside the sandbox.
-    let bytes = match bulkhead_analyzer_sdk::fs::read(&path, MAX_DB_SIZE) {
-        Ok(b) => b,
-        Err(e) if e.kind() == ErrorKind::InvalidData => {
-            return Err(AnalyzeError::Parse(ParseError {
-                file: rel.to_string(),
-                line: 0,
-                message: format!("larger than {MAX_DB_SIZE} bytes"),
-            }));
-        }
-        Err(e) => return Err(io(e)),
-    };
-    if bytes.len() as u64 > MAX_DB_SIZE {
-        return Err(AnalyzeError::Parse(ParseError {
-            file: rel.to_string(),
-            line: 0,
-            message: format!("larger than {MAX_DB_SIZE} bytes"),
-        }));
-    }
-    Ok(Some(bytes))
+    bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_DB_SIZE)
 }
 
 #[cfg(target_arch = "wasm32")]

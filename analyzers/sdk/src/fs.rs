@@ -15,6 +15,39 @@ pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     imp::read(path, limit)
 }
 
+/// Read the database file `rel` under `root` for an analyzer: `Ok(None)` when it is absent
+/// or not a regular file, a `parse` error naming it when it is larger than `limit`, an
+/// `io` error naming it otherwise.
+pub fn read_db(root: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, crate::AnalyzeError> {
+    let path = root.join(rel);
+    let io = |e: io::Error| crate::AnalyzeError::Io(format!("{rel}: {e}"));
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(io(e)),
+    }
+    // Bounded: the size may change underneath, the limit may not.
+    match read(&path, limit) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Err(crate::AnalyzeError::Parse(crate::ParseError {
+                file: rel.to_string(),
+                line: 0,
+                message: format!("larger than {limit} bytes"),
+            }))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 fn too_large(path: &Path, limit: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,

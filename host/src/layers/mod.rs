@@ -80,6 +80,61 @@ pub fn clean_path(raw: &str) -> Option<String> {
     }
 }
 
+/// What a path component is, for [`resolve_links`].
+#[derive(Debug)]
+pub enum Node {
+    /// A symbolic link with this target.
+    Link(String),
+    /// Anything else that exists.
+    Other,
+    /// Nothing is there.
+    Missing,
+}
+
+/// Resolve `rel` through symbolic links the way the kernel would inside a chroot at the
+/// tree's root: absolute targets start again at the root, `..` stops at the root, at most
+/// `max_depth` links are followed. `node` says what each intermediate path is. Returns the
+/// clean path the walk ends at, or `None` when it loops, dangles or names the root.
+/// Used for layer tars (links recorded while streaming) and for `dir:` trees (the disk).
+pub fn resolve_links(
+    rel: &str,
+    max_depth: u32,
+    mut node: impl FnMut(&str) -> Node,
+) -> Option<String> {
+    let mut pending: std::collections::VecDeque<String> =
+        rel.split('/').map(str::to_string).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0u32;
+    while let Some(c) = pending.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => done.push(c),
+        }
+        match node(&done.join("/")) {
+            Node::Missing => return None,
+            Node::Other => {}
+            Node::Link(target) => {
+                hops += 1;
+                if hops > max_depth {
+                    return None;
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for (i, t) in target.split('/').enumerate() {
+                    pending.insert(i, t.to_string());
+                }
+            }
+        }
+    }
+    (!done.is_empty()).then(|| done.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::clean_path;

@@ -207,34 +207,12 @@ pub fn extract(
 /// chroot at the layer root. Returns the clean path it ends at, or `None` when it loops
 /// past `max_depth` links.
 fn resolve(rel: &str, links: &HashMap<String, String>, max_depth: u32) -> Option<String> {
-    let mut pending: std::collections::VecDeque<String> =
-        rel.split('/').map(str::to_string).collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut hops = 0u32;
-    while let Some(c) = pending.pop_front() {
-        match c.as_str() {
-            "" | "." => continue,
-            ".." => {
-                done.pop();
-                continue;
-            }
-            _ => done.push(c),
-        }
-        if let Some(target) = links.get(&done.join("/")) {
-            hops += 1;
-            if hops > max_depth {
-                return None;
-            }
-            done.pop();
-            if target.starts_with('/') {
-                done.clear();
-            }
-            for (i, t) in target.split('/').enumerate() {
-                pending.insert(i, t.to_string());
-            }
-        }
-    }
-    (!done.is_empty()).then(|| done.join("/"))
+    // A path that is not a recorded link is whatever the layer (or an earlier one) has
+    // there; whether it is an extracted file is checked by the caller.
+    super::resolve_links(rel, max_depth, |p| match links.get(p) {
+        Some(t) => super::Node::Link(t.clone()),
+        None => super::Node::Other,
+    })
 }
 
 fn diag(layer: &str, code: &str, message: String) -> Diagnostic {

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::layers::{ExtractError, ExtractLimits, ScratchTree, Selector, clean_path};
+use crate::layers::{ExtractError, ExtractLimits, Node, ScratchTree, Selector, clean_path};
 use crate::model::{Diagnostic, Level};
 
 /// Top-level directories of a live system that hold no packages and must not be walked.
@@ -146,38 +146,20 @@ fn too_large(source: &str, rel: &str, size: u64, max: u64) -> Diagnostic {
 /// path of the regular file it ends at, or `None` if it dangles, loops past `max_depth`
 /// links, or ends at anything but a regular file.
 pub fn resolve_inside(root: &Path, rel: &str, max_depth: u32) -> Option<PathBuf> {
-    let mut pending: std::collections::VecDeque<String> =
-        rel.split('/').map(str::to_string).collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut hops = 0u32;
-    while let Some(c) = pending.pop_front() {
-        match c.as_str() {
-            "" | "." => continue,
-            ".." => {
-                done.pop();
-                continue;
-            }
-            _ => done.push(c),
+    let resolved = crate::layers::resolve_links(rel, max_depth, |p| {
+        let host = root.join(p);
+        match std::fs::symlink_metadata(&host) {
+            Err(_) => Node::Missing,
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(&host) {
+                Ok(t) => t
+                    .to_str()
+                    .map_or(Node::Missing, |t| Node::Link(t.to_string())),
+                Err(_) => Node::Missing,
+            },
+            Ok(_) => Node::Other,
         }
-        let host = done.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-        let meta = std::fs::symlink_metadata(&host).ok()?;
-        if meta.file_type().is_symlink() {
-            hops += 1;
-            if hops > max_depth {
-                return None;
-            }
-            let target = std::fs::read_link(&host).ok()?;
-            let target = target.to_str()?.to_string();
-            done.pop();
-            if target.starts_with('/') {
-                done.clear();
-            }
-            for (i, t) in target.split('/').enumerate() {
-                pending.insert(i, t.to_string());
-            }
-        }
-    }
-    let host = done.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+    })?;
+    let host = root.join(resolved);
     let meta = std::fs::symlink_metadata(&host).ok()?;
     meta.is_file().then_some(host)
 }
