@@ -202,15 +202,10 @@ fn owned_files(root: &Path, out: &mut Analysis) -> Result<(), AnalyzeError> {
 
 /// Read a file of the mounted tree; `None` when it is absent.
 fn read(root: &Path, rel: &str) -> Result<Option<String>, AnalyzeError> {
-    // Through the SDK: inside the sandbox it reads without a thread hop per 64 KiB.
-    match bulkhead_analyzer_sdk::fs::read(&root.join(rel), MAX_FILE) {
-        // dpkg databases are meant to be UTF-8, but old ones carry Latin-1 descriptions:
-        // the fields we read are ASCII, so a lossy decode loses nothing we use.
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::IsADirectory => Ok(None),
-        Err(e) => Err(AnalyzeError::Io(format!("{rel}: {e}"))),
-    }
+    // dpkg databases are meant to be UTF-8, but old ones carry Latin-1 descriptions:
+    // the fields we read are ASCII, so a lossy decode loses nothing we use.
+    Ok(bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_FILE)?
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 #[cfg(target_arch = "wasm32")]

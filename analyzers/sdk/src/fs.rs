@@ -19,24 +19,20 @@ pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 /// or not a regular file, a `parse` error naming it when it is larger than `limit`, an
 /// `io` error naming it otherwise.
 pub fn read_db(root: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, crate::AnalyzeError> {
-    let path = root.join(rel);
-    let io = |e: io::Error| crate::AnalyzeError::Io(format!("{rel}: {e}"));
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Ok(None),
+    // No stat first: inside the sandbox every call is a host call, and a failed read says
+    // the same (the host's scratch trees hold only regular files and directories).
+    match read(&root.join(rel), limit) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e)
             if matches!(
                 e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::IsADirectory
             ) =>
         {
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(io(e)),
-    }
-    // Bounded: the size may change underneath, the limit may not.
-    match read(&path, limit) {
-        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             Err(crate::AnalyzeError::Parse(crate::ParseError {
                 file: rel.to_string(),
@@ -44,7 +40,7 @@ pub fn read_db(root: &Path, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, cr
                 message: format!("larger than {limit} bytes"),
             }))
         }
-        Err(e) => Err(io(e)),
+        Err(e) => Err(crate::AnalyzeError::Io(format!("{rel}: {e}"))),
     }
 }
 
