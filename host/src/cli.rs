@@ -1,5 +1,6 @@
-//! The command line. Exit codes: 0 the scan succeeded, 2 error, 3 the scan ran but is
-//! incomplete (an analyzer failed or was stopped; the report says which).
+//! The command line. Exit codes: 0 the scan succeeded (findings or not), 1 a finding is
+//! at or above `--fail-on`, 2 error, 3 the scan ran but is incomplete (an analyzer failed
+//! or was stopped; the report says which).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use crate::analyzers::{Registry, Sources};
 use crate::config::Config;
 use crate::home::Home;
 use crate::layers::cache::LayerCache;
-use crate::report::Format;
+use crate::model::Severity;
+use crate::report::{Format, TableStyle};
 use crate::sandbox::Sandbox;
 use crate::scan::ScanOptions;
 use crate::source::auth::Credential;
@@ -23,6 +25,8 @@ use crate::source::{ResolveOptions, Source};
 pub const EXIT_INCOMPLETE: u8 = 3;
 /// Exit code of an error.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code of a scan with a finding at or above `--fail-on`.
+pub const EXIT_FINDINGS: u8 = 1;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +58,9 @@ enum Command {
     /// Manage analyzers.
     #[command(subcommand)]
     Analyzers(AnalyzersCommand),
+    /// Manage the advisory database.
+    #[command(subcommand)]
+    Db(crate::db::DbCommand),
 }
 
 #[derive(Debug, Args)]
@@ -112,14 +119,55 @@ struct ScanArgs {
     /// Memory limit per analyzer, in MiB (overrides sandbox.memory_bytes).
     #[arg(long, value_name = "MIB")]
     analyzer_memory: Option<usize>,
+    #[command(flatten)]
+    findings: FindingFlags,
+}
+
+#[derive(Debug, Args)]
+struct FindingFlags {
+    /// Advisory database (default: $BULKHEAD_HOME/db/advisories.db).
+    #[arg(long, env = "BULKHEAD_DB", value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Inventory only: do not match against advisories.
+    #[arg(long, conflicts_with_all = ["fail_on", "severity", "ignore_unfixed", "vex"])]
+    inventory_only: bool,
+    /// Report only these severities (comma-separated: critical,high,medium,low,negligible,unknown).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    severity: Vec<Severity>,
+    /// Leave out findings that have no fixed version yet.
+    #[arg(long)]
+    ignore_unfixed: bool,
+    /// Exit with 1 when a reported finding is at or above this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+    /// A finding at or above this severity makes the image unhealthy (overrides
+    /// policy.health_threshold; default high).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    health_threshold: Option<Severity>,
+    /// Suppression rules (default: ./.bulkheadignore when it exists).
+    #[arg(long, value_name = "FILE")]
+    ignore_file: Option<PathBuf>,
+    /// OpenVEX document whose not_affected / fixed statements suppress findings (repeatable).
+    #[arg(long, value_name = "FILE")]
+    vex: Vec<PathBuf>,
+    /// In the table, list every package, not only the vulnerable ones.
+    #[arg(long)]
+    all_packages: bool,
+}
+
+/// Output of listings (`analyzers list`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum AnalyzersCommand {
     /// List the analyzers a scan would run.
     List {
-        #[arg(long, short, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[arg(long, short, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
         #[command(flatten)]
         analyzers: AnalyzerFlags,
     },
@@ -186,6 +234,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Analyzers(AnalyzersCommand::List { format, analyzers }) => {
             runtime.block_on(list(&home, &config, format, &analyzers))
         }
+        Command::Db(cmd) => {
+            let stdout = std::io::stdout();
+            runtime.block_on(crate::db::run(cmd, &home, &config, &mut stdout.lock()))
+        }
     }
 }
 
@@ -231,12 +283,14 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
             || format!("cannot open the layer cache {}", dir.display()),
         )?))
     };
+    let assess = assess_options(home, config, &args.findings)?;
     let opts = ScanOptions {
         resolve,
         extract: config.extract.clone(),
         layers: config.layers.clone(),
         cache,
         parallel_layers: 3,
+        assess: assess.map(Arc::new),
     };
     let sandbox = Arc::new(Sandbox::new(&home.components(), config.sandbox.clone())?);
     let registry = Registry::load(&sandbox, &sources(home, config, &args.analyzers)).await?;
@@ -249,18 +303,38 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
         "scanned {}",
         result.reference
     );
+    let mut style = TableStyle {
+        colour: false,
+        all_packages: args.findings.all_packages,
+    };
     match &args.output {
         Some(path) => {
             let mut buf = Vec::new();
-            crate::report::write(&result, args.format, &mut buf)?;
+            crate::report::write(&result, args.format, style, &mut buf)?;
             std::fs::write(path, buf)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
+            style.colour = std::io::IsTerminal::is_terminal(&stdout)
+                && std::env::var_os("NO_COLOR").is_none();
             let mut out = stdout.lock();
-            crate::report::write(&result, args.format, &mut out)?;
+            crate::report::write(&result, args.format, style, &mut out)?;
             out.flush()?;
+        }
+    }
+    if let (Some(fail_on), Some(assessment)) = (args.findings.fail_on, &result.assessment) {
+        let hits = assessment
+            .findings
+            .iter()
+            .filter(|f| f.severity >= fail_on)
+            .count();
+        if hits > 0 {
+            eprintln!(
+                "{hits} finding(s) at or above {fail_on} in {} (--fail-on {fail_on})",
+                crate::report::sanitize(&result.reference)
+            );
+            return Ok(ExitCode::from(EXIT_FINDINGS));
         }
     }
     if !result.complete() {
@@ -277,10 +351,46 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// The assessment stage's options, from flags and config.
+fn assess_options(
+    home: &Home,
+    config: &Config,
+    flags: &FindingFlags,
+) -> Result<Option<crate::assess::AssessOptions>> {
+    if flags.inventory_only {
+        return Ok(None);
+    }
+    let mut suppressions = crate::assess::Suppressions::default();
+    let default_ignore = PathBuf::from(".bulkheadignore");
+    match &flags.ignore_file {
+        Some(path) => suppressions.load_ignore_file(path)?,
+        None if default_ignore.is_file() => suppressions.load_ignore_file(&default_ignore)?,
+        None => {}
+    }
+    for vex in &flags.vex {
+        suppressions.load_vex(vex)?;
+    }
+    Ok(Some(crate::assess::AssessOptions {
+        db: flags
+            .db
+            .clone()
+            .unwrap_or_else(|| home.db().join("advisories.db")),
+        policy: crate::assess::Policy {
+            health_threshold: flags
+                .health_threshold
+                .unwrap_or(config.policy.health_threshold),
+            severities: flags.severity.clone(),
+            ignore_unfixed: flags.ignore_unfixed,
+            suppressions,
+        },
+        require_db: flags.fail_on.is_some(),
+    }))
+}
+
 async fn list(
     home: &Home,
     config: &Config,
-    format: Format,
+    format: ListFormat,
     flags: &AnalyzerFlags,
 ) -> Result<ExitCode> {
     let sandbox = Sandbox::new(&home.components(), config.sandbox.clone())?;
@@ -289,11 +399,11 @@ async fn list(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
-        Format::Json => {
+        ListFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &listing)?;
             writeln!(out)?;
         }
-        Format::Table => {
+        ListFormat::Table => {
             for a in &listing {
                 writeln!(
                     out,

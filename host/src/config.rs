@@ -50,6 +50,25 @@ pub struct Config {
     pub layers: LayerLimits,
     pub cache: CacheConfig,
     pub registries: RegistriesConfig,
+    pub policy: PolicyConfig,
+    /// `[db]`: the feeds `bulkhead db update` fetches (see `crate::db::config`).
+    pub db: crate::db::DbConfig,
+}
+
+/// How findings are judged (`[policy]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A finding at or above this severity makes the image unhealthy.
+    pub health_threshold: crate::model::Severity,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            health_threshold: crate::model::Severity::High,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 //! | select and safely extract the files analyzers asked for | [`layers`] | host |
 //! | run analyzers under limits; validate what they return | [`sandbox`], [`analyzers`] | **untrusted guests** |
 //! | stack layer inventories into the image inventory | [`merge`] | host |
+//! | match against advisories; severity, suppressions, health, recommendations | [`assess`] | host (advisory data is untrusted input) |
 //! | reports | [`report`] | host |
 //!
 //! Untrusted analyzers produce inventory; trusted host code does everything else. Stages
@@ -17,12 +18,15 @@
 #![deny(unsafe_code)]
 
 pub mod analyzers;
+pub mod assess;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod home;
 pub mod layers;
 pub mod merge;
 pub mod model;
+pub mod purl;
 pub mod report;
 #[allow(unsafe_code)] // one audited use: loading .cwasm from the private cache (sandbox/cache.rs)
 pub mod sandbox;

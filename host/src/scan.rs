@@ -9,7 +9,9 @@
 //!    under its limits; store what they found;
 //! 4. `merge`: stack the layer inventories into the image inventory (whiteouts, database
 //!    replacement, the layer that introduced each package);
-//! 5. `report`: hand the result, with every diagnostic, to the reporters.
+//! 5. `assess`: match the inventory against the advisory database, classify (severity,
+//!    filters, suppressions, health, recommendations, end of life);
+//! 6. `report`: hand the result, with every diagnostic, to the reporters.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub struct ScanOptions {
     pub cache: Option<Arc<LayerCache>>,
     /// Layers downloaded and analysed at once.
     pub parallel_layers: usize,
+    /// Match against advisories; `None`: inventory only.
+    pub assess: Option<Arc<crate::assess::AssessOptions>>,
 }
 
 /// What a scan produced.
@@ -50,6 +54,8 @@ pub struct ScanResult {
     /// `name@version` of every analyzer that ran.
     pub analyzers: Vec<String>,
     pub stats: Stats,
+    /// Findings and their classification; `None` when not matched.
+    pub assessment: Option<crate::model::Assessment>,
 }
 
 impl ScanResult {
@@ -118,8 +124,62 @@ pub async fn scan(
             Err(e) => tracing::warn!("cannot trim the layer cache: {e}"),
         }
     }
+    if let Some(assess) = &opts.assess {
+        assess_result(&mut result, assess.clone()).await?;
+    }
     result.stats.total = started.elapsed();
     Ok(result)
+}
+
+/// Stage 5. The database is opened per scan: `db update` swaps the file atomically, and
+/// the next scan sees the new one.
+async fn assess_result(
+    result: &mut ScanResult,
+    opts: Arc<crate::assess::AssessOptions>,
+) -> Result<()> {
+    if !opts.db.exists() {
+        let message = format!(
+            "no advisory database at {}: packages were inventoried but not matched; run `bulkhead db update` (online) or `bulkhead db import FEED…`",
+            opts.db.display()
+        );
+        if opts.require_db {
+            anyhow::bail!("{message}");
+        }
+        result.diagnostics.push(Diagnostic {
+            level: Level::Warning,
+            code: "no-advisory-db".into(),
+            analyzer: None,
+            layer: None,
+            message,
+        });
+        return Ok(());
+    }
+    let inventory = result.inventory.clone();
+    let reference = result.reference.clone();
+    let digest = result
+        .image
+        .as_ref()
+        .and_then(|i| i.manifest_digest.clone());
+    let (assessment, diagnostics) = tokio::task::spawn_blocking(move || {
+        let store = bulkhead_advisories::Store::open(&opts.db)
+            .with_context(|| format!("cannot open the advisory database {}", opts.db.display()))?;
+        let image = crate::assess::ImageIdentity {
+            reference: &reference,
+            digest: digest.as_deref(),
+        };
+        crate::assess::assess(
+            &store,
+            &inventory,
+            &image,
+            &opts.policy,
+            jiff::Timestamp::now(),
+        )
+    })
+    .await
+    .context("the matching task failed")??;
+    result.diagnostics.extend(diagnostics);
+    result.assessment = Some(assessment);
+    Ok(())
 }
 
 async fn scan_dir(
@@ -166,6 +226,7 @@ async fn scan_dir(
             layers: 1,
             ..Stats::default()
         },
+        assessment: None,
     })
 }
 
@@ -243,6 +304,7 @@ async fn scan_image(
         diagnostics,
         analyzers: registry.analyzers().iter().map(|a| a.id()).collect(),
         stats,
+        assessment: None,
     })
 }
 

@@ -358,6 +358,18 @@ impl Store {
         out
     }
 
+    /// Whether any advisory names a package of `ecosystem` (`Debian:12`): a scan whose
+    /// packages fall in an ecosystem the database does not cover must say so, not report
+    /// a clean image.
+    pub fn has_ecosystem(&self, ecosystem: &str) -> Result<bool> {
+        let err = || db_err(&self.path, "cannot look up an ecosystem");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM affected WHERE ecosystem = ?1)")
+            .map_err(err())?;
+        stmt.query_row([ecosystem], |r| r.get(0)).map_err(err())
+    }
+
     /// Every distinct (ecosystem, package key) pair in the database, sorted.
     pub fn packages(&self) -> Result<Vec<(String, String)>> {
         let err = || db_err(&self.path, "cannot list packages");

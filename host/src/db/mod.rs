@@ -1,0 +1,207 @@
+//! The advisory database commands: `bulkhead db import`, `db status` and `db update`.
+//!
+//! The database itself (one SQLite file, replaced atomically on every change) and the
+//! feed parsers belong to the `bulkhead-advisories` crate; this module finds the inputs,
+//! tells their formats, names their sources, downloads feeds and reports. See
+//! `docs/advisories.md`.
+//!
+//! Every command that changes the database builds a complete new file and renames it over
+//! the old one, under an exclusive lock (`advisories.db.lock`): a failure at any point,
+//! or a second `db update` started meanwhile, leaves the previous database in place.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bulkhead_advisories::Builder;
+use bulkhead_advisories::sources::debian::Releases;
+
+pub mod config;
+pub mod detect;
+pub mod import;
+pub mod status;
+pub mod update;
+
+pub use config::{DbConfig, FeedConfig, default_feeds};
+pub use detect::FeedFormat;
+pub use status::StatusFormat;
+
+/// File name of the database in `$BULKHEAD_HOME/db/`.
+pub const DB_FILE: &str = "advisories.db";
+
+/// `$BULKHEAD_HOME/db/advisories.db`.
+pub fn default_db_path(home: &crate::home::Home) -> PathBuf {
+    home.db().join(DB_FILE)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DbFlag {
+    /// Advisory database file (default: $BULKHEAD_HOME/db/advisories.db).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DbCommand {
+    /// Import advisory feeds from files, directories or OSV all.zip archives.
+    ///
+    /// The format of each PATH is told by its content. Each input becomes a source named
+    /// after it (osv:<dir or zip>, alpine:<release>/<repo>, debian-tracker, debian-dsa,
+    /// debian-dla, nvd, redhat-csaf); inputs with the same source name are imported
+    /// together, and importing a source again replaces all its records.
+    Import {
+        /// Feed files, directories or all.zip archives.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+        /// Read every PATH as this format instead of telling it from the content.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<FeedFormat>,
+        /// Import every PATH as this one source instead of naming sources after the inputs.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        #[command(flatten)]
+        db: DbFlag,
+    },
+    /// Show each source in the database, its size and how old its data is.
+    Status {
+        #[arg(long, short, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+        #[command(flatten)]
+        db: DbFlag,
+    },
+    /// Download the configured feeds ([db] in the configuration) and import them.
+    ///
+    /// Feeds that did not change since the last update (ETag / Last-Modified) are skipped.
+    /// If any feed cannot be downloaded or imported, the database is left unchanged.
+    Update {
+        /// Update only this feed (repeatable), even if it is disabled.
+        #[arg(long = "feed", value_name = "NAME")]
+        feeds: Vec<String>,
+        /// Print the feeds and the URLs they are fetched from, as configuration, and exit.
+        #[arg(long)]
+        list: bool,
+        #[command(flatten)]
+        db: DbFlag,
+    },
+}
+
+pub async fn run(
+    cmd: DbCommand,
+    home: &crate::home::Home,
+    config: &crate::config::Config,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let db_path = |flag: &DbFlag| flag.db.clone().unwrap_or_else(|| default_db_path(home));
+    match cmd {
+        DbCommand::Import {
+            paths,
+            format,
+            source,
+            db,
+        } => {
+            let db = db_path(&db);
+            let _lock = lock(&db)?;
+            import_paths(&db, &paths, format, source.as_deref(), out)?;
+        }
+        DbCommand::Status { format, db } => status::run(&db_path(&db), format, out)?,
+        DbCommand::Update { feeds, list, db } => {
+            if list {
+                update::list(&config.db, out)?;
+            } else {
+                let db = db_path(&db);
+                let _lock = lock(&db)?;
+                update::run(&db, &config.db, &feeds, out).await?;
+            }
+        }
+    }
+    out.flush().context("cannot write output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `db import`: every input into one new database, committed only if all sources import.
+fn import_paths(
+    db: &Path,
+    paths: &[PathBuf],
+    format: Option<FeedFormat>,
+    source: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let inputs = paths
+        .iter()
+        .map(|p| detect::Input::resolve(p, format, source))
+        .collect::<Result<Vec<_>>>()?;
+    // Sources in the order their first input was given.
+    let mut order: Vec<&str> = Vec::new();
+    let mut groups: BTreeMap<&str, Vec<&detect::Input>> = BTreeMap::new();
+    for input in &inputs {
+        let group = groups.entry(input.source.as_str()).or_default();
+        if group.is_empty() {
+            order.push(input.source.as_str());
+        }
+        group.push(input);
+    }
+    let releases = Releases::builtin();
+    let mut builder = Builder::new(db).with_context(|| {
+        format!(
+            "cannot start from the advisory database {}; move it away to rebuild it",
+            db.display()
+        )
+    })?;
+    let identity = |s: String| s;
+    for name in order {
+        let group = &groups[name];
+        let formats: Vec<String> = group.iter().map(|i| i.format.to_string()).collect();
+        match import::import_source(&mut builder, name, group, &releases) {
+            Ok(report) => import::print_report(out, &report, &identity)?,
+            Err(e) => {
+                let what = match &e {
+                    import::SourceFailure::Empty(_) => "has nothing to import",
+                    _ => "failed",
+                };
+                bail!(
+                    "source {name} ({}) {what}: {}; the advisory database {} is unchanged",
+                    formats.join(", "),
+                    crate::report::sanitize(&e.to_string()),
+                    db.display()
+                );
+            }
+        }
+    }
+    builder
+        .commit()
+        .with_context(|| format!("cannot write the advisory database {}", db.display()))?;
+    writeln!(out, "wrote {}", db.display())?;
+    Ok(())
+}
+
+/// Takes the exclusive lock of the database at `db` (creating its directory), held until
+/// the returned file is dropped.
+fn lock(db: &Path) -> Result<std::fs::File> {
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let path = db.with_file_name(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "another bulkhead is changing the advisory database {} (lock {}); wait for it to finish",
+            db.display(),
+            path.display()
+        ),
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
