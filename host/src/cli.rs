@@ -53,8 +53,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Inventory the packages of an image or root filesystem.
-    Scan(ScanArgs),
+    /// Scan an image or root filesystem: inventory its packages, match them against the
+    /// advisory database, report findings.
+    Scan(Box<ScanArgs>),
     /// Manage analyzers.
     #[command(subcommand)]
     Analyzers(AnalyzersCommand),
@@ -229,7 +230,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(mib) = args.analyzer_memory {
                 config.sandbox.memory_bytes = mib << 20;
             }
-            runtime.block_on(scan(&home, &config, args, cli.quiet))
+            runtime.block_on(scan(&home, &config, *args, cli.quiet))
         }
         Command::Analyzers(AnalyzersCommand::List { format, analyzers }) => {
             runtime.block_on(list(&home, &config, format, &analyzers))
@@ -316,8 +317,8 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
         }
         None => {
             let stdout = std::io::stdout();
-            style.colour = std::io::IsTerminal::is_terminal(&stdout)
-                && std::env::var_os("NO_COLOR").is_none();
+            style.colour =
+                std::io::IsTerminal::is_terminal(&stdout) && std::env::var_os("NO_COLOR").is_none();
             let mut out = stdout.lock();
             crate::report::write(&result, args.format, style, &mut out)?;
             out.flush()?;
@@ -374,7 +375,7 @@ fn assess_options(
         db: flags
             .db
             .clone()
-            .unwrap_or_else(|| home.db().join("advisories.db")),
+            .unwrap_or_else(|| crate::db::default_db_path(home)),
         policy: crate::assess::Policy {
             health_threshold: flags
                 .health_threshold

@@ -142,7 +142,9 @@ fn findings_health_and_the_fail_on_gate() {
 
     // Every finding with a fix is covered by a recommendation for its package whose
     // fixes list names it.
-    let recs = report["recommendations"].as_array().expect("recommendations");
+    let recs = report["recommendations"]
+        .as_array()
+        .expect("recommendations");
     for f in findings(&report) {
         if f["fixed_version"].is_null() {
             continue;

@@ -310,6 +310,9 @@ pub fn match_packages_report(
             if m.advisory.withdrawn.is_some()
                 || m.affected.fix_state == Some(FixState::NotAffected)
                 || !module_applies(m.affected.module.as_deref(), p.modularity_label.as_deref())
+                || (query.scheme == Scheme::Rpm
+                    && m.affected.module.is_none()
+                    && !same_modularity(&m.affected, query.version))
             {
                 continue;
             }
@@ -355,6 +358,33 @@ fn has_fixed(affected: &Affected) -> bool {
             .ranges
             .iter()
             .any(|r| r.events.iter().any(|e| matches!(e, Event::Fixed(_))))
+}
+
+/// Whether an rpm entry without a module field (AlmaLinux and Rocky OSV name none) and the
+/// installed version are both modular builds or both not. A module stream's build has
+/// `.module_el9…` (`.module+el8…` on RHEL 8) in its release: an erratum fixing
+/// `nginx:1.24`'s `1:1.24.0-4.module_el9.5.0+…` says nothing about the default stream's
+/// `1:1.20.1-14.el9`, although the versions compare as if it did (Trivy applies the same
+/// rule to these feeds).
+fn same_modularity(affected: &Affected, installed: &str) -> bool {
+    fn modular(v: &str) -> bool {
+        v.contains(".module_el") || v.contains(".module+el")
+    }
+    let mut fixed = affected
+        .ranges
+        .iter()
+        .flat_map(|r| &r.events)
+        .filter_map(|e| match e {
+            Event::Fixed(v) | Event::LastAffected(v) => Some(v.as_str()),
+            _ => None,
+        })
+        .chain(affected.versions.iter().map(String::as_str))
+        .peekable();
+    // An entry with no version of its own (`introduced: 0` only) applies to both.
+    if fixed.peek().is_none() {
+        return true;
+    }
+    fixed.any(|v| modular(v) == modular(installed))
 }
 
 /// Whether an entry for module stream `module` (`ruby:2.7`) applies to a package with the
@@ -841,6 +871,39 @@ mod tests {
     fn invalid_advisory_version_is_an_error() {
         let a = entry(vec![vec![i("0"), f("not a version")]], &[]);
         assert!(evaluate(Scheme::Pep440, &a, "1.0").is_err());
+    }
+
+    #[test]
+    fn modular_builds_only_match_modular_builds() {
+        let entry = |fixed: &str| Affected {
+            ecosystem: "AlmaLinux:9".into(),
+            package: "nginx".into(),
+            ranges: vec![Range {
+                kind: RangeKind::Ecosystem,
+                repo: None,
+                events: vec![Event::Introduced("0".into()), Event::Fixed(fixed.into())],
+            }],
+            versions: vec![],
+            fix_state: None,
+            vendor_severity: None,
+            module: None,
+        };
+        let modular = entry("1:1.24.0-4.module_el9.5.0+154+722f94fd.1.alma.1");
+        let plain = entry("1:1.20.1-16.el9_4.1.alma.1");
+        assert!(!same_modularity(&modular, "1:1.20.1-14.el9_2.1.alma.1"));
+        assert!(same_modularity(
+            &modular,
+            "1:1.24.0-1.module_el9.4.0+100+abc.alma.1"
+        ));
+        assert!(same_modularity(&plain, "1:1.20.1-14.el9_2.1.alma.1"));
+        assert!(!same_modularity(
+            &plain,
+            "1:1.24.0-1.module_el9.4.0+100+abc.alma.1"
+        ));
+        assert!(same_modularity(
+            &entry("1:1.22.1-3.module+el8.8.0+1+2"),
+            "1:1.22.0-1.module+el8.7.0+1+2"
+        ));
     }
 
     #[test]

@@ -111,10 +111,18 @@ mod tests {
         let e = lookup(&os("ubuntu", "22.04"), "2026-11-25").expect("known");
         assert!(!e.reached);
         assert!(lookup(&os("almalinux", "9.4"), "2026-11-25").is_some());
-        assert!(lookup(&os("debian", "12"), "2028-07-01").expect("known").reached);
+        assert!(
+            lookup(&os("debian", "12"), "2028-07-01")
+                .expect("known")
+                .reached
+        );
         assert!(lookup(&os("plan9", "4"), "2026-11-25").is_none());
         // The day itself is still supported.
-        assert!(!lookup(&os("debian", "11"), "2026-08-31").expect("known").reached);
+        assert!(
+            !lookup(&os("debian", "11"), "2026-08-31")
+                .expect("known")
+                .reached
+        );
     }
 
     #[test]

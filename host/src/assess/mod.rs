@@ -21,7 +21,7 @@ use bulkhead_advisories::{self as adv, PackageKind, Store};
 
 use crate::merge::{Inventory, InventoryPackage};
 use crate::model::{
-    Assessment, DbSource, Diagnostic, FixState, Finding, Health, Level, OsInfo, Recommendation,
+    Assessment, DbSource, Diagnostic, Finding, FixState, Health, Level, OsInfo, Recommendation,
     Severity, Summary,
 };
 
@@ -109,7 +109,11 @@ pub fn advisory_url(id: &str) -> Option<String> {
     } else if prefix("DSA-") || prefix("DLA-") || prefix("DTSA-") {
         format!("https://security-tracker.debian.org/tracker/{id}")
     } else if prefix("ALSA-") {
-        format!("https://errata.almalinux.org/{}/{}.html", &id[5..6], id.replace(':', "-"))
+        format!(
+            "https://errata.almalinux.org/{}/{}.html",
+            &id[5..6],
+            id.replace(':', "-")
+        )
     } else if prefix("RHSA-") || prefix("RHBA-") || prefix("RHEA-") {
         format!("https://access.redhat.com/errata/{id}")
     } else if prefix("USN-") {
@@ -211,10 +215,12 @@ pub fn assess(
         }
     }
     for e in &ecosystems {
-        if !store
-            .has_ecosystem(e)
-            .with_context(|| format!("cannot read the advisory database {}", store.path().display()))?
-        {
+        if !store.has_ecosystem(e).with_context(|| {
+            format!(
+                "cannot read the advisory database {}",
+                store.path().display()
+            )
+        })? {
             let n = installed
                 .iter()
                 .filter(|p| adv::ecosystem_for(os.as_ref(), p.ecosystem_kind).as_deref() == Some(e))
@@ -276,17 +282,24 @@ pub fn assess(
         }
     }
     // `Unknown` is the lowest severity: it decides health only with threshold `unknown`.
-    let health = if findings.iter().any(|f| f.severity >= policy.health_threshold) {
+    let health = if findings
+        .iter()
+        .any(|f| f.severity >= policy.health_threshold)
+    {
         Health::Unhealthy
     } else {
         Health::Healthy
     };
 
-    let today = now.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string();
+    let today = now
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
     let eol = inventory.os.as_ref().and_then(|o| eol::lookup(o, &today));
-    if let (Some(e), Some(o)) = (&eol, &inventory.os) {
-        if e.reached {
-            diagnostics.push(Diagnostic {
+    if let (Some(e), Some(o)) = (&eol, &inventory.os)
+        && e.reached
+    {
+        diagnostics.push(Diagnostic {
                 level: Level::Warning,
                 code: "os-eol".into(),
                 analyzer: None,
@@ -298,12 +311,16 @@ pub fn assess(
                     e.date
                 ),
             });
-        }
     }
 
     let db = store
         .status()
-        .with_context(|| format!("cannot read the advisory database {}", store.path().display()))?
+        .with_context(|| {
+            format!(
+                "cannot read the advisory database {}",
+                store.path().display()
+            )
+        })?
         .into_iter()
         .map(|s| DbSource {
             name: s.name,
@@ -448,7 +465,11 @@ pub fn recommendations(findings: &[Finding]) -> Vec<Recommendation> {
         }
         let Some(fixed) = fixed else { continue };
         group.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
-        let severity = group.iter().map(|f| f.severity).max().unwrap_or(Severity::Unknown);
+        let severity = group
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Unknown);
         let mut fixes: Vec<String> = Vec::new();
         for f in &group {
             if !fixes.contains(&f.id) {

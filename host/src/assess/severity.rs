@@ -21,7 +21,11 @@ use crate::model::{Cvss, Severity};
 /// assigned", "untriaged", "unknown").
 pub fn vendor_word(word: &str) -> Option<Severity> {
     // Debian appends `**` to urgencies set without triage ("low**").
-    let w = word.trim().trim_end_matches('*').trim().to_ascii_lowercase();
+    let w = word
+        .trim()
+        .trim_end_matches('*')
+        .trim()
+        .to_ascii_lowercase();
     Some(match w.as_str() {
         "critical" => Severity::Critical,
         // Red Hat / AlmaLinux "Important"; Debian, Ubuntu, GHSA "high".
@@ -205,7 +209,10 @@ mod tests {
         assert_eq!(d.source, "vendor:debian-tracker");
         assert_eq!(d.cvss.map(|c| c.score), Some(9.8));
         let d = decide(Some(("not yet assigned", "debian")), &own, Vec::new);
-        assert_eq!((d.severity, d.source.as_str()), (Severity::Critical, "cvss:nvd@nist.gov"));
+        assert_eq!(
+            (d.severity, d.source.as_str()),
+            (Severity::Critical, "cvss:nvd@nist.gov")
+        );
         let d = decide(None, &[], || own.clone());
         assert_eq!(d.severity, Severity::Critical);
         let d = decide(None, &[], Vec::new);

@@ -540,10 +540,10 @@ fn read_text(path: &Path, kind: FileKind) -> Result<String, SuppressError> {
 /// serde_yaml_ng and serde_json end their messages with " at line L column C"; the error
 /// already puts the location after the path, editor-style.
 fn strip_location(message: &str, location: Option<(usize, usize)>) -> String {
-    if let Some((line, column)) = location {
-        if let Some(m) = message.strip_suffix(&format!(" at line {line} column {column}")) {
-            return m.to_string();
-        }
+    if let Some((line, column)) = location
+        && let Some(m) = message.strip_suffix(&format!(" at line {line} column {column}"))
+    {
+        return m.to_string();
     }
     message.to_string()
 }
@@ -998,25 +998,19 @@ fn names_image(id: &str, image: &ImageIdentity) -> bool {
             return false;
         }
         let q = p.qualifiers();
-        if let Some(url) = q.get("repository_url") {
-            if normalize_repository(url) != repo {
-                return false;
-            }
-        }
-        if let Some(t) = q.get("tag") {
-            if t.as_ref() != tag.unwrap_or("latest") {
-                return false;
-            }
-        }
-        return true;
+        let url_agrees = q
+            .get("repository_url")
+            .is_none_or(|url| normalize_repository(url) == repo);
+        let tag_agrees = q
+            .get("tag")
+            .is_none_or(|t| t.as_ref() == tag.unwrap_or("latest"));
+        return url_agrees && tag_agrees;
     }
     if id == image.reference {
         return true;
     }
-    if let Some(d) = ours {
-        if digest_eq(id, d) {
-            return true;
-        }
+    if ours.is_some_and(|d| digest_eq(id, d)) {
+        return true;
     }
     let (repo, tag, digest) = split_reference(id);
     if let Some(theirs) = digest {

@@ -44,9 +44,10 @@ fn columns(out: &mut dyn Write, indent: &str, rows: &[Vec<String>]) -> std::io::
 pub fn write(report: &Report, style: TableStyle, out: &mut dyn Write) -> std::io::Result<()> {
     let os = match &report.os {
         Some(os) => {
-            let name = os.name.clone().unwrap_or_else(|| {
-                format!("{} {}", os.id, os.version_id.as_deref().unwrap_or(""))
-            });
+            let name = os
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{} {}", os.id, os.version_id.as_deref().unwrap_or("")));
             sanitize(name.trim())
         }
         None => "no OS detected".to_string(),
@@ -56,21 +57,21 @@ pub fn write(report: &Report, style: TableStyle, out: &mut dyn Write) -> std::io
         writeln!(out, "digest:   {}", sanitize(digest))?;
     }
     writeln!(out, "packages: {}", report.packages.len())?;
-    if let Some(eol) = report.os.as_ref().and_then(|o| o.eol.as_ref()) {
-        if eol.reached {
-            writeln!(
-                out,
-                "{}",
-                colour(
-                    style,
-                    Severity::High,
-                    &format!(
-                        "WARNING: this release reached its end of life on {}: it gets no more security fixes; findings may be missing",
-                        eol.date
-                    )
+    if let Some(eol) = report.os.as_ref().and_then(|o| o.eol.as_ref())
+        && eol.reached
+    {
+        writeln!(
+            out,
+            "{}",
+            colour(
+                style,
+                Severity::High,
+                &format!(
+                    "WARNING: this release reached its end of life on {}: it gets no more security fixes; findings may be missing",
+                    eol.date
                 )
-            )?;
-        }
+            )
+        )?;
     }
 
     match (&report.summary, report.health) {
@@ -157,7 +158,13 @@ pub fn write(report: &Report, style: TableStyle, out: &mut dyn Write) -> std::io
                 Some(src) if src != &r.package => format!(" (source {})", sanitize(src)),
                 _ => String::new(),
             };
-            let mut fixes = r.fixes.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let mut fixes = r
+                .fixes
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
             if r.fixes.len() > 5 {
                 fixes.push_str(&format!(" and {} more", r.fixes.len() - 5));
             }
@@ -173,25 +180,23 @@ pub fn write(report: &Report, style: TableStyle, out: &mut dyn Write) -> std::io
         }
     }
 
-    if style.all_packages || report.summary.is_none() {
-        if !report.packages.is_empty() {
-            writeln!(out, "\nPackages")?;
-            let mut rows = vec![
-                ["NAME", "VERSION", "ARCH", "SOURCE", "TYPE"]
-                    .map(str::to_string)
-                    .to_vec(),
-            ];
-            for p in &report.packages {
-                rows.push(vec![
-                    sanitize(&p.name),
-                    sanitize(&p.version),
-                    sanitize(p.arch.as_deref().unwrap_or("")),
-                    sanitize(p.source_name.as_deref().unwrap_or("")),
-                    sanitize(&p.ecosystem),
-                ]);
-            }
-            columns(out, "  ", &rows)?;
+    if (style.all_packages || report.summary.is_none()) && !report.packages.is_empty() {
+        writeln!(out, "\nPackages")?;
+        let mut rows = vec![
+            ["NAME", "VERSION", "ARCH", "SOURCE", "TYPE"]
+                .map(str::to_string)
+                .to_vec(),
+        ];
+        for p in &report.packages {
+            rows.push(vec![
+                sanitize(&p.name),
+                sanitize(&p.version),
+                sanitize(p.arch.as_deref().unwrap_or("")),
+                sanitize(p.source_name.as_deref().unwrap_or("")),
+                sanitize(&p.ecosystem),
+            ]);
         }
+        columns(out, "  ", &rows)?;
     }
 
     if !report.suppressed.is_empty() {
