@@ -62,6 +62,9 @@ enum Command {
     /// Manage the advisory database.
     #[command(subcommand)]
     Db(crate::db::DbCommand),
+    /// Run the scan-on-push service (webhook, workers, REST API) with `--config FILE`, or
+    /// manage its API tokens (`serve token create|revoke|list`). See docs/service.md.
+    Serve(crate::service::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +216,13 @@ fn init_tracing(quiet: bool, verbose: u8) {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let home = Home::resolve(cli.home.as_deref())?;
+    // `serve`'s --config is the service configuration, not the scanner's config.toml.
+    let command = match cli.command {
+        Command::Serve(args) => {
+            return crate::service::run_cli(args, cli.config.as_deref(), &home);
+        }
+        other => other,
+    };
     let mut config = match &cli.config {
         Some(path) => Config::load(path, true)?,
         None => Config::load(&home.config_file(), false)?,
@@ -222,7 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .thread_name("bulkhead")
         .build()
         .context("cannot start the async runtime")?;
-    match cli.command {
+    match command {
         Command::Scan(args) => {
             if let Some(ms) = args.analyzer_timeout {
                 config.sandbox.time_ms = ms;
@@ -239,6 +249,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let stdout = std::io::stdout();
             runtime.block_on(crate::db::run(cmd, &home, &config, &mut stdout.lock()))
         }
+        // Handled above, before the scanner's config is read.
+        Command::Serve(args) => crate::service::run_cli(args, cli.config.as_deref(), &home),
     }
 }
 

@@ -11,6 +11,7 @@
 //! | stack layer inventories into the image inventory | [`merge`] | host |
 //! | match against advisories; severity, suppressions, health, recommendations | [`assess`] | host (advisory data is untrusted input) |
 //! | reports | [`report`] | host |
+//! | `bulkhead serve`: webhook, queue workers, REST API over the store | [`service`] | host (webhook bodies and API input are untrusted) |
 //!
 //! Untrusted analyzers produce inventory; trusted host code does everything else. Stages
 //! exchange the types of [`model`], never each other's internals.
@@ -31,4 +32,5 @@ pub mod report;
 #[allow(unsafe_code)] // one audited use: loading .cwasm from the private cache (sandbox/cache.rs)
 pub mod sandbox;
 pub mod scan;
+pub mod service;
 pub mod source;

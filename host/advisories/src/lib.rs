@@ -38,4 +38,4 @@ pub use model::{
     Advisory, Affected, Enrichment, Event, FixState, Range, RangeKind, Record, Reference, Severity,
     SeverityKind,
 };
-pub use store::{AdvisoryHeader, Builder, ImportReport, Match, SourceStatus, Store};
+pub use store::{AdvisoryHeader, Builder, Entry, ImportReport, Match, SourceStatus, Store};

@@ -61,7 +61,7 @@ use bulkhead_versions::{Ecosystem as Scheme, compare};
 
 use crate::error::Result;
 use crate::model::{Affected, Event, FixState, Range, RangeKind, Severity, version_scheme};
-use crate::store::{AdvisoryHeader, Match, Store};
+use crate::store::{AdvisoryHeader, Entry, Match, Store};
 
 /// The package format an installed package came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -294,11 +294,11 @@ pub fn match_packages_report(
         .iter()
         .map(|q| (q.ecosystem.as_str(), q.name))
         .collect();
-    let answers = store.lookup_many(&keys)?;
+    let answers = store.entries_many(&keys)?;
 
-    // Per installed package: the affecting entries, in lookup order.
-    let mut hits: BTreeMap<usize, Vec<Hit<'_>>> = BTreeMap::new();
-    for (query, matches) in queries.iter().zip(&answers) {
+    // Which entries affect which package; headers are read for those only.
+    let mut affecting: Vec<(usize, &Entry, Option<String>)> = Vec::new();
+    for (qi, (query, entries)) in queries.iter().zip(&answers).enumerate() {
         let p = &packages[query.package];
         if let Err(e) = query.scheme.validate(query.version) {
             report
@@ -306,9 +306,8 @@ pub fn match_packages_report(
                 .push(format!("{} {}: {e}", p.name, p.version));
             continue;
         }
-        for m in matches {
-            if m.advisory.withdrawn.is_some()
-                || m.affected.fix_state == Some(FixState::NotAffected)
+        for m in entries {
+            if m.affected.fix_state == Some(FixState::NotAffected)
                 || !module_applies(m.affected.module.as_deref(), p.modularity_label.as_deref())
                 || (query.scheme == Scheme::Rpm
                     && m.affected.module.is_none()
@@ -324,16 +323,68 @@ pub fn match_packages_report(
                     {
                         continue;
                     }
-                    hits.entry(query.package)
-                        .or_default()
-                        .push(Hit { query, m, fixed });
+                    affecting.push((qi, m, fixed));
                 }
-                Err(e) => report.warnings.push(format!(
-                    "{} {}: advisory {} ({}) skipped: {e}",
-                    p.name, p.version, m.advisory.id, m.advisory.source
-                )),
+                Err(e) => {
+                    let h = store.header(m.advisory)?;
+                    report.warnings.push(format!(
+                        "{} {}: advisory {} ({}) skipped: {e}",
+                        p.name, p.version, h.id, h.source
+                    ));
+                }
             }
         }
+    }
+    // Headers of the affecting entries only; withdrawn advisories are dropped here.
+    let mut headers: BTreeMap<i64, AdvisoryHeader> = BTreeMap::new();
+    let mut kept: Vec<(usize, Match, Option<String>, i64, i64)> =
+        store.snapshot(|| -> Result<_> {
+            let mut out = Vec::with_capacity(affecting.len());
+            for (qi, m, fixed) in affecting {
+                let advisory = match headers.get(&m.advisory) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = store.header(m.advisory)?;
+                        headers.insert(m.advisory, h.clone());
+                        h
+                    }
+                };
+                if advisory.withdrawn.is_some() {
+                    continue;
+                }
+                out.push((
+                    qi,
+                    Match {
+                        advisory,
+                        affected: m.affected.clone(),
+                    },
+                    fixed,
+                    m.advisory,
+                    m.seq,
+                ));
+            }
+            Ok(out)
+        })??;
+    // Merging takes titles and vendor ratings from the first entry in (source, advisory
+    // id) order: the order of the lookups, then of the advisories.
+    kept.sort_by(|a, b| {
+        (a.0, &a.1.advisory.source, &a.1.advisory.id, a.3, a.4).cmp(&(
+            b.0,
+            &b.1.advisory.source,
+            &b.1.advisory.id,
+            b.3,
+            b.4,
+        ))
+    });
+
+    // Per installed package: the affecting entries, in lookup order.
+    let mut hits: BTreeMap<usize, Vec<Hit<'_>>> = BTreeMap::new();
+    for (qi, m, fixed, _, _) in &kept {
+        let (m, fixed) = (m, fixed.clone());
+        let query = &queries[*qi];
+        hits.entry(query.package)
+            .or_default()
+            .push(Hit { query, m, fixed });
     }
 
     for (index, hits) in hits {

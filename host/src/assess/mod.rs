@@ -99,21 +99,19 @@ fn fix_state(s: adv::FixState) -> FixState {
     }
 }
 
-/// The public page of an advisory id, for reports.
+/// The public page of an advisory id, for reports. Ids are feed data (untrusted): only
+/// their prefix is looked at, never sliced by position.
 pub fn advisory_url(id: &str) -> Option<String> {
     let prefix = |p: &str| id.starts_with(p);
+    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
     Some(if prefix("CVE-") {
         format!("https://nvd.nist.gov/vuln/detail/{id}")
     } else if prefix("GHSA-") {
         format!("https://github.com/advisories/{id}")
     } else if prefix("DSA-") || prefix("DLA-") || prefix("DTSA-") {
         format!("https://security-tracker.debian.org/tracker/{id}")
-    } else if prefix("ALSA-") {
-        format!(
-            "https://errata.almalinux.org/{}/{}.html",
-            &id[5..6],
-            id.replace(':', "-")
-        )
     } else if prefix("RHSA-") || prefix("RHBA-") || prefix("RHEA-") {
         format!("https://access.redhat.com/errata/{id}")
     } else if prefix("USN-") {
@@ -123,6 +121,7 @@ pub fn advisory_url(id: &str) -> Option<String> {
     } else if prefix("GO-") {
         format!("https://pkg.go.dev/vuln/{id}")
     } else if id.contains('-') {
+        // ALSA, RLSA, PYSEC, ALPINE-…: osv.dev serves every id it imports.
         format!("https://osv.dev/vulnerability/{id}")
     } else {
         return None;
@@ -156,8 +155,26 @@ fn summarise_warnings(warnings: Vec<String>, out: &mut Vec<Diagnostic>) {
     }
 }
 
-/// Match and classify. `today` is `YYYY-MM-DD` (for end-of-life), `now` for expiries.
+/// Match and classify, against one consistent state of the database. `now` decides
+/// expiries and end of life.
 pub fn assess(
+    store: &Store,
+    inventory: &Inventory,
+    image: &ImageIdentity,
+    policy: &Policy,
+    now: jiff::Timestamp,
+) -> Result<(Assessment, Vec<Diagnostic>)> {
+    store
+        .snapshot(|| assess_in_snapshot(store, inventory, image, policy, now))
+        .with_context(|| {
+            format!(
+                "cannot read the advisory database {}",
+                store.path().display()
+            )
+        })?
+}
+
+fn assess_in_snapshot(
     store: &Store,
     inventory: &Inventory,
     image: &ImageIdentity,
@@ -246,8 +263,17 @@ pub fn assess(
     summarise_warnings(report.warnings, &mut diagnostics);
 
     let mut findings = Vec::with_capacity(report.findings.len());
+    // One CVE is often found in several packages (every binary of a source package):
+    // look its fallback ratings up once.
+    let mut ratings = HashMap::new();
     for f in report.findings {
-        findings.push(finding(store, &by_key, inventory.os.as_ref(), f)?);
+        findings.push(finding(
+            store,
+            &by_key,
+            inventory.os.as_ref(),
+            &mut ratings,
+            f,
+        )?);
     }
 
     // Filters the user asked for, then suppressions.
@@ -351,6 +377,7 @@ fn finding(
     store: &Store,
     by_key: &HashMap<(String, String), &InventoryPackage>,
     os: Option<&OsInfo>,
+    fallback_cache: &mut HashMap<String, Vec<adv::Severity>>,
     f: adv::Finding,
 ) -> Result<Finding> {
     let package = by_key.get(&(f.package.clone(), f.installed_version.clone()));
@@ -364,36 +391,37 @@ fn finding(
         .filter(|id| id.starts_with("CVE-"))
         .cloned()
         .collect();
-    let mut lookup_error = None;
+    // NVD enrichment first, then what other feeds' records of the same CVE say (a CVSS
+    // vector describes the vulnerability, not the package).
+    let mut fallback = |cve: &String| -> Result<Vec<adv::Severity>> {
+        if let Some(r) = fallback_cache.get(cve) {
+            return Ok(r.clone());
+        }
+        let mut r = store
+            .enrichment(cve)
+            .context("cannot read CVSS enrichment from the advisory database")?;
+        if r.is_empty() {
+            r = store
+                .severities_of(cve)
+                .context("cannot read severity ratings from the advisory database")?;
+        }
+        fallback_cache.insert(cve.clone(), r.clone());
+        Ok(r)
+    };
+    // Only consulted when the finding's own advisories carry no CVSS vector (the vector
+    // is shown next to a vendor's rating too).
+    let needs_fallback = severity::best_cvss(&f.severities).is_none();
+    let mut extra = Vec::new();
+    if needs_fallback {
+        for cve in &cves {
+            extra.extend(fallback(cve)?);
+        }
+    }
     let decision = severity::decide(
         f.vendor_severity.as_deref().map(|w| (w, feed.as_str())),
         &f.severities,
-        || {
-            // NVD enrichment first, then what other feeds' records of the same CVE say
-            // (a CVSS vector describes the vulnerability, not the package).
-            let mut ratings = Vec::new();
-            for cve in &cves {
-                match store.enrichment(cve) {
-                    Ok(r) => ratings.extend(r),
-                    Err(e) => lookup_error = Some(e),
-                }
-            }
-            if ratings.is_empty() {
-                for cve in &cves {
-                    match store.find(cve) {
-                        Ok(advisories) => {
-                            ratings.extend(advisories.into_iter().flat_map(|a| a.severity))
-                        }
-                        Err(e) => lookup_error = Some(e),
-                    }
-                }
-            }
-            ratings
-        },
+        || extra,
     );
-    if let Some(e) = lookup_error {
-        return Err(e).context("cannot read severity ratings from the advisory database");
-    }
     let urls = std::iter::once(&f.id)
         .chain(&f.aliases)
         .filter_map(|id| advisory_url(id))
@@ -492,4 +520,25 @@ pub fn recommendations(findings: &[Finding]) -> Vec<Recommendation> {
             .then_with(|| a.package.cmp(&b.package))
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advisory_url;
+
+    #[test]
+    fn advisory_urls_never_slice_untrusted_ids() {
+        assert_eq!(
+            advisory_url("ALSA-2024:1234").as_deref(),
+            Some("https://osv.dev/vulnerability/ALSA-2024:1234")
+        );
+        for hostile in ["ALSA-é1", "ALSA-", "", "DSA-1 2", "x\u{1b}[31m"] {
+            let _ = advisory_url(hostile);
+        }
+        assert!(advisory_url("DSA-1 2").is_none());
+        assert_eq!(
+            advisory_url("CVE-2024-3094").as_deref(),
+            Some("https://nvd.nist.gov/vuln/detail/CVE-2024-3094")
+        );
+    }
 }

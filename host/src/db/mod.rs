@@ -39,7 +39,7 @@ pub fn default_db_path(home: &crate::home::Home) -> PathBuf {
 #[derive(Debug, clap::Args)]
 pub struct DbFlag {
     /// Advisory database file (default: $BULKHEAD_HOME/db/advisories.db).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "BULKHEAD_DB", value_name = "FILE")]
     db: Option<PathBuf>,
 }
 
@@ -128,10 +128,16 @@ fn import_paths(
     source: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let inputs = paths
-        .iter()
-        .map(|p| detect::Input::resolve(p, format, source))
-        .collect::<Result<Vec<_>>>()?;
+    // The same file given twice (`db import feeds/* feeds/x.json`) would store its records
+    // twice in one source.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut inputs = Vec::with_capacity(paths.len());
+    for p in paths {
+        let real = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if seen.insert(real) {
+            inputs.push(detect::Input::resolve(p, format, source)?);
+        }
+    }
     // Sources in the order their first input was given.
     let mut order: Vec<&str> = Vec::new();
     let mut groups: BTreeMap<&str, Vec<&detect::Input>> = BTreeMap::new();

@@ -97,6 +97,14 @@ fn parent_dir(db: &Path) -> &Path {
     }
 }
 
+/// Why a download failed: the host was not reached, it answered without the feed, or
+/// the download could not be stored here.
+enum FetchError {
+    Unreachable(String),
+    Refused(String),
+    Local(String),
+}
+
 enum Outcome {
     NotModified,
     Downloaded {
@@ -174,13 +182,14 @@ pub async fn run(db: &Path, config: &DbConfig, only: &[String], out: &mut dyn Wr
         .build()
         .context("cannot create the HTTP client")?;
     let max = config.max_download_bytes;
-    let results: Vec<Result<Outcome, String>> = futures::stream::iter(fetches.iter())
+    let results: Vec<Result<Outcome, FetchError>> = futures::stream::iter(fetches.iter())
         .map(|f| fetch(&client, f, dir, max))
         .buffered(PARALLEL)
         .collect()
         .await;
 
     let mut failures = Vec::new();
+    let (mut unreachable, mut refused) = (false, false);
     let mut downloaded = Vec::new();
     for (f, result) in fetches.iter().zip(results) {
         match result {
@@ -202,16 +211,38 @@ pub async fn run(db: &Path, config: &DbConfig, only: &[String], out: &mut dyn Wr
                 )?;
                 downloaded.push((f, file, etag, last_modified));
             }
-            Err(message) => failures.push(format!("{}: {message}", f.feed.name)),
+            Err(FetchError::Unreachable(message)) => {
+                unreachable = true;
+                failures.push(format!("{}: {message}", f.feed.name));
+            }
+            Err(FetchError::Refused(message)) => {
+                refused = true;
+                failures.push(format!("{}: {message}", f.feed.name));
+            }
+            Err(FetchError::Local(message)) => {
+                failures.push(format!("{}: {message}", f.feed.name));
+            }
         }
     }
     if !failures.is_empty() {
+        let mut hints = Vec::new();
+        if unreachable {
+            hints.push(
+                "If this machine cannot reach these hosts, set `[db] mirror` in the configuration to a reachable copy of the feeds, or fetch the files elsewhere and load them with `bulkhead db import FILE…`.",
+            );
+        }
+        if refused {
+            hints.push(
+                "A server that answers without the feed: check the `url` of the feed in `[[db.feeds]]`, and that the mirror serves the same paths (`bulkhead db update --list` shows where each feed is fetched from).",
+            );
+        }
         bail!(
-            "{} of {} feeds could not be downloaded, so nothing was imported and the advisory database {} is unchanged:\n  {}\nIf this machine cannot reach these hosts, set `[db] mirror` in the configuration to a reachable copy of the feeds, or fetch the files elsewhere and load them with `bulkhead db import FILE…`.",
+            "{} of {} feeds could not be downloaded, so nothing was imported and the advisory database {} is unchanged:\n  {}\n{}",
             failures.len(),
             fetches.len(),
             db.display(),
-            failures.join("\n  ")
+            failures.join("\n  "),
+            hints.join("\n")
         );
     }
     if downloaded.is_empty() {
@@ -307,7 +338,8 @@ async fn fetch(
     f: &Fetch<'_>,
     dir: &Path,
     max: u64,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, FetchError> {
+    use FetchError::{Local, Refused, Unreachable};
     let url = &f.url;
     let mut request = client.get(url.clone());
     if let Some(s) = &f.conditional {
@@ -321,20 +353,20 @@ async fn fetch(
     let mut response = request
         .send()
         .await
-        .map_err(|e| format!("cannot download {url}: {}", http_error(e)))?;
+        .map_err(|e| Unreachable(format!("cannot download {url}: {}", http_error(e))))?;
     let status = response.status();
     if status == StatusCode::NOT_MODIFIED && f.conditional.is_some() {
         return Ok(Outcome::NotModified);
     }
     if status != StatusCode::OK {
-        return Err(format!("cannot download {url}: HTTP {status}"));
+        return Err(Refused(format!("cannot download {url}: HTTP {status}")));
     }
     if let Some(len) = response.content_length()
         && len > max
     {
-        return Err(format!(
-            "{url} is {len} bytes, more than db.max_download_bytes ({max})"
-        ));
+        return Err(Local(format!(
+            "{url} is {len} bytes, more than db.max_download_bytes ({max}); raise that limit if the feed really is this large"
+        )));
     }
     let header = |name| {
         response
@@ -348,31 +380,36 @@ async fn fetch(
     let temp = tempfile::Builder::new()
         .prefix(".advisories.download-")
         .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a download file in {}: {e}", dir.display()))?;
+        .map_err(|e| {
+            Local(format!(
+                "cannot create a download file in {}: {e}",
+                dir.display()
+            ))
+        })?;
     let std_file = temp
         .as_file()
         .try_clone()
-        .map_err(|e| format!("cannot write the download of {url}: {e}"))?;
+        .map_err(|e| Local(format!("cannot write the download of {url}: {e}")))?;
     let mut file = tokio::fs::File::from_std(std_file);
     let mut bytes = 0u64;
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("download of {url} broke off: {}", http_error(e)))?
+        .map_err(|e| Unreachable(format!("download of {url} broke off: {}", http_error(e))))?
     {
         bytes += chunk.len() as u64;
         if bytes > max {
-            return Err(format!(
-                "{url} is larger than db.max_download_bytes ({max})"
-            ));
+            return Err(Local(format!(
+                "{url} is larger than db.max_download_bytes ({max}); raise that limit if the feed really is this large"
+            )));
         }
         file.write_all(&chunk)
             .await
-            .map_err(|e| format!("cannot write the download of {url}: {e}"))?;
+            .map_err(|e| Local(format!("cannot write the download of {url}: {e}")))?;
     }
     file.flush()
         .await
-        .map_err(|e| format!("cannot write the download of {url}: {e}"))?;
+        .map_err(|e| Local(format!("cannot write the download of {url}: {e}")))?;
     Ok(Outcome::Downloaded {
         file: temp.into_temp_path(),
         bytes,

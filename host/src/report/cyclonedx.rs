@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::Report;
 use super::json::Package;
+use super::sarif::is_web_url;
 use crate::model::{Cvss, Finding, FixState, Severity, Suppressed};
 
 /// The URI the BOM declares as its schema.
@@ -259,24 +260,14 @@ fn source_of(id: &str, urls: &[String], feed: Option<&str>) -> Value {
     let url = if id.starts_with("CVE-") {
         Some(format!("https://nvd.nist.gov/vuln/detail/{id}"))
     } else {
-        urls.iter().find(|u| u.contains(id) && is_url(u)).cloned()
+        urls.iter()
+            .find(|u| u.contains(id) && is_web_url(u))
+            .cloned()
     };
     match url {
-        Some(u) if is_url(&u) => json!({ "name": name, "url": u }),
+        Some(u) if is_web_url(&u) => json!({ "name": name, "url": u }),
         _ => json!({ "name": name }),
     }
-}
-
-/// Plain absolute http(s) URLs only: feed text is untrusted and `url` must be an IRI.
-fn is_url(u: &str) -> bool {
-    (u.starts_with("https://") || u.starts_with("http://"))
-        && u.bytes().all(|b| {
-            b.is_ascii_graphic()
-                && !matches!(
-                    b,
-                    b'<' | b'>' | b'"' | b'`' | b'\\' | b'{' | b'}' | b'|' | b'^'
-                )
-        })
 }
 
 fn cdx_severity(s: Severity) -> &'static str {
@@ -400,18 +391,16 @@ fn vulnerability(f: &Finding, s: Option<&Suppressed>, target: &str, index: usize
     if let Some(c) = &f.cvss {
         ratings.push(cvss_rating(c));
     }
-    // The severity we report, with what decided it (a vendor's word or a CVSS score).
-    let decided_by = f
-        .severity_source
-        .split_once(':')
-        .map(|(_, who)| who)
-        .unwrap_or(&f.severity_source);
+    // The severity we report, with what decided it (a vendor's word; no source when
+    // nothing rated it and the severity is unknown).
     if f.cvss.is_none() || f.severity_source.starts_with("vendor:") {
-        ratings.push(json!({
-            "source": { "name": if decided_by.is_empty() { "bulkhead" } else { decided_by } },
-            "severity": cdx_severity(f.severity),
-            "method": "other",
-        }));
+        let mut r = json!({ "severity": cdx_severity(f.severity), "method": "other" });
+        if let Some((_, who)) = f.severity_source.split_once(':')
+            && !who.is_empty()
+        {
+            r["source"] = json!({ "name": who });
+        }
+        ratings.push(r);
     }
     let references: Vec<Value> = f
         .aliases
@@ -424,7 +413,7 @@ fn vulnerability(f: &Finding, s: Option<&Suppressed>, target: &str, index: usize
     let advisories: Vec<Value> = f
         .urls
         .iter()
-        .filter(|u| is_url(u))
+        .filter(|u| is_web_url(u))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .map(|u| json!({ "url": u }))

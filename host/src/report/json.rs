@@ -176,9 +176,7 @@ impl Report {
             summary: assessment.map(|a| a.summary.clone()),
             health: assessment.map(|a| a.health),
             health_threshold: assessment.map(|a| a.health_threshold),
-            suppressed: assessment
-                .map(|a| a.suppressed.clone())
-                .unwrap_or_default(),
+            suppressed: assessment.map(|a| a.suppressed.clone()).unwrap_or_default(),
             recommendations: assessment
                 .map(|a| a.recommendations.clone())
                 .unwrap_or_default(),

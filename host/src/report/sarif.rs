@@ -377,12 +377,19 @@ fn md(s: &str) -> String {
     out
 }
 
-/// Only plain http(s) URLs without characters that would end a Markdown autolink.
-fn is_web_url(u: &str) -> bool {
+/// Only plain absolute http(s) URLs, without characters that are not allowed in a URI or
+/// that would end a Markdown autolink: feed text is untrusted, and SARIF's `helpUri` and
+/// CycloneDX's `url` fields must be URIs.
+pub(super) fn is_web_url(u: &str) -> bool {
     (u.starts_with("https://") || u.starts_with("http://"))
         && u.len() <= 2000
-        && u.bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'`' | b'\\'))
+        && u.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'<' | b'>' | b'"' | b'`' | b'\\' | b'{' | b'}' | b'|' | b'^'
+                )
+        })
 }
 
 /// A path or reference as an RFC 3986 URI reference: everything outside the unreserved and

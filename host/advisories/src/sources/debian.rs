@@ -378,25 +378,44 @@ fn list_header(line: &str) -> Result<Advisory, String> {
     })
 }
 
-/// `29 Mar 2023` at midnight UTC.
+/// `29 Mar 2023` (DSA, DLA) or `August 26th, 2005` (the DTSA list) at midnight UTC.
 fn parse_list_date(s: &str) -> Option<jiff::Timestamp> {
     let mut parts = s.split_whitespace();
-    let day: i8 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
+    let first = parts.next()?;
+    let second = parts.next()?;
+    // Day first (`29 Mar 2023`) or month first (`August 26th, 2005`).
+    let (day, month) = match first.parse::<i8>() {
+        Ok(day) => (day, second),
+        Err(_) => {
+            let day = second
+                .trim_end_matches(',')
+                .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+                .parse()
+                .ok()?;
+            (day, first)
+        }
     };
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let lower = month.to_ascii_lowercase();
+    // The three-letter abbreviation (`Mar`) or the full name (`March`).
+    let month = MONTHS
+        .iter()
+        .position(|m| lower == *m || (lower.len() == 3 && m.starts_with(&lower)))?
+        as i8
+        + 1;
     let year: i16 = parts.next()?.parse().ok()?;
     if parts.next().is_some() {
         return None;
@@ -473,7 +492,23 @@ mod tests {
             Some("2023-03-29T00:00:00Z")
         );
         assert!(parse_list_date("31 Feb 2023").is_none());
-        assert!(parse_list_date("29 March 2023").is_none());
+        // The DTSA list writes month names in full, day second, with an ordinal.
+        let d = |s| parse_list_date(s).map(|t| t.to_string());
+        assert_eq!(d("29 March 2023").as_deref(), Some("2023-03-29T00:00:00Z"));
+        assert_eq!(
+            d("August 26th, 2005").as_deref(),
+            Some("2005-08-26T00:00:00Z")
+        );
+        assert_eq!(
+            d("September 1st, 2005").as_deref(),
+            Some("2005-09-01T00:00:00Z")
+        );
+        assert_eq!(
+            d("March 22nd, 2006").as_deref(),
+            Some("2006-03-22T00:00:00Z")
+        );
+        assert_eq!(d("Marchx 1st, 2006"), None);
+        assert_eq!(d("29 Mar 2023 extra"), None);
     }
 
     #[test]
