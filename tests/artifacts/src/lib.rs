@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 pub mod http;
 pub mod images;
+pub mod postgres;
 pub mod registry;
+pub mod service;
 pub mod skopeo;
 pub mod token;
 
