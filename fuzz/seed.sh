@@ -29,6 +29,8 @@ sources() {
         # have, and libFuzzer's mutations find the blobs' boundaries from there.
         rpm_*) find "$fixtures/rpm" -type f \( -name Packages -o -name Packages.db \
             -o -name 'rpmdb.sqlite' \) ;;
+        # Queries are extracted from the query corpus below, one file each.
+        query_*) ;;
         *) echo "seed.sh: no fixtures known for target $1" >&2 ;;
     esac 2>/dev/null || true
 }
@@ -70,5 +72,20 @@ for target in "${targets[@]}"; do
                 ;;
         esac
     done < <(sources "$target")
+    case "$target" in
+        query_*)
+            # Each case of host/query/tests/corpus.kql: the lines between `# name` and
+            # the `> columns` line.
+            rm -f "$tmp"/query.*
+            awk -v dir="$tmp" '
+                /^# / { n++; q = 1; next }
+                /^>/  { q = 0; next }
+                q && n && !/^--/ { print > (dir "/query." n) }' \
+                "$here/../host/query/tests/corpus.kql"
+            for s in "$tmp"/query.*; do
+                [ -e "$s" ] && add "$corpus" "$s"
+            done
+            ;;
+    esac
     echo "$target: $(find "$corpus" -type f | wc -l) inputs in $corpus"
 done
