@@ -108,6 +108,19 @@ pub enum Level {
     Error,
 }
 
+impl Diagnostic {
+    /// A warning about the whole scan (no analyzer or layer concerned).
+    pub fn warning(code: &str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            level: Level::Warning,
+            code: code.to_string(),
+            analyzer: None,
+            layer: None,
+            message: message.into(),
+        }
+    }
+}
+
 /// Something the user should know about a scan: an analyzer that failed or was stopped,
 /// a file that was too large to extract, a warning from an analyzer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -145,13 +145,9 @@ async fn assess_result(
         if opts.require_db {
             anyhow::bail!("{message}");
         }
-        result.diagnostics.push(Diagnostic {
-            level: Level::Warning,
-            code: "no-advisory-db".into(),
-            analyzer: None,
-            layer: None,
-            message,
-        });
+        result
+            .diagnostics
+            .push(Diagnostic::warning("no-advisory-db", message));
         return Ok(());
     }
     let inventory = result.inventory.clone();

@@ -21,8 +21,8 @@ use bulkhead_advisories::{self as adv, PackageKind, Store};
 
 use crate::merge::{Inventory, InventoryPackage};
 use crate::model::{
-    Assessment, DbSource, Diagnostic, Finding, FixState, Health, Level, OsInfo, Recommendation,
-    Severity, Summary,
+    Assessment, DbSource, Diagnostic, Finding, FixState, Health, OsInfo, Recommendation, Severity,
+    Summary,
 };
 
 pub mod eol;
@@ -133,25 +133,16 @@ fn summarise_warnings(warnings: Vec<String>, out: &mut Vec<Diagnostic>) {
     const SHOWN: usize = 5;
     let total = warnings.len();
     for w in warnings.iter().take(SHOWN) {
-        out.push(Diagnostic {
-            level: Level::Warning,
-            code: "match-skipped".into(),
-            analyzer: None,
-            layer: None,
-            message: w.clone(),
-        });
+        out.push(Diagnostic::warning("match-skipped", w.clone()));
     }
     if total > SHOWN {
-        out.push(Diagnostic {
-            level: Level::Warning,
-            code: "match-skipped".into(),
-            analyzer: None,
-            layer: None,
-            message: format!(
+        out.push(Diagnostic::warning(
+            "match-skipped",
+            format!(
                 "{} more packages or advisory entries were skipped the same way",
                 total - SHOWN
             ),
-        });
+        ));
     }
 }
 
@@ -213,15 +204,9 @@ fn assess_in_snapshot(
             .or_insert(p);
     }
     for (ecosystem, n) in unsupported {
-        diagnostics.push(Diagnostic {
-            level: Level::Warning,
-            code: "match-unsupported".into(),
-            analyzer: None,
-            layer: None,
-            message: format!(
+        diagnostics.push(Diagnostic::warning("match-unsupported", format!(
                 "{n} packages of type {ecosystem:?} were not matched: no advisory ecosystem is known for it"
-            ),
-        });
+            )));
     }
 
     // An ecosystem the database does not cover would silently look clean: say so.
@@ -242,15 +227,9 @@ fn assess_in_snapshot(
                 .iter()
                 .filter(|p| adv::ecosystem_for(os.as_ref(), p.ecosystem_kind).as_deref() == Some(e))
                 .count();
-            diagnostics.push(Diagnostic {
-                level: Level::Warning,
-                code: "db-missing-ecosystem".into(),
-                analyzer: None,
-                layer: None,
-                message: format!(
+            diagnostics.push(Diagnostic::warning("db-missing-ecosystem", format!(
                     "the advisory database has no advisories for {e}: {n} packages could not be checked; import or update a feed that covers {e} (`bulkhead db update`)"
-                ),
-            });
+                )));
         }
     }
 
@@ -325,18 +304,12 @@ fn assess_in_snapshot(
     if let (Some(e), Some(o)) = (&eol, &inventory.os)
         && e.reached
     {
-        diagnostics.push(Diagnostic {
-                level: Level::Warning,
-                code: "os-eol".into(),
-                analyzer: None,
-                layer: None,
-                message: format!(
+        diagnostics.push(Diagnostic::warning("os-eol", format!(
                     "{} {} reached its end of life on {}: it receives no security fixes and its advisories are no longer maintained; move to a supported release",
                     o.id,
                     o.version_id.as_deref().unwrap_or(""),
                     e.date
-                ),
-            });
+                )));
     }
 
     let db = store
