@@ -344,6 +344,12 @@ impl LayerContext {
         }
         let cache = self.opts.cache.clone();
         let record_key = format!("layer/{}/{}", layer.diff_id, self.fingerprint);
+        // One analysis per layer at a time in this process; a second scan of the same
+        // layer waits and then finds the first one's results in the cache.
+        let _claim = match &cache {
+            Some(c) => Some(c.claim(&record_key).await),
+            None => None,
+        };
         let record: Option<LayerRecord> = cache.as_ref().and_then(|c| c.get(&record_key));
         let mut cached: Vec<(Arc<Loaded>, Cached)> = Vec::new();
         let mut missing: Vec<Arc<Loaded>> = Vec::new();

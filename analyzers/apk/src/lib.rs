@@ -136,8 +136,15 @@ fn convert(p: installed::Package, file: &str) -> InstalledPackage {
 fn read(root: &Path, rel: &str) -> Result<Option<String>, AnalyzeError> {
     // apk writes UTF-8; a damaged file is still worth reading, and a lossy decode only
     // replaces the invalid bytes and leaves valid UTF-8 as it is.
-    Ok(bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_DB_SIZE)?
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(
+        bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_DB_SIZE)?.map(|bytes| {
+            match String::from_utf8(bytes) {
+                Ok(text) => text,
+                // Only an invalid file pays for a decoded copy.
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            }
+        }),
+    )
 }
 
 #[cfg(target_arch = "wasm32")]

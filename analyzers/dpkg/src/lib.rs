@@ -204,8 +204,15 @@ fn owned_files(root: &Path, out: &mut Analysis) -> Result<(), AnalyzeError> {
 fn read(root: &Path, rel: &str) -> Result<Option<String>, AnalyzeError> {
     // dpkg databases are meant to be UTF-8, but old ones carry Latin-1 descriptions:
     // the fields we read are ASCII, so a lossy decode loses nothing we use.
-    Ok(bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_FILE)?
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(
+        bulkhead_analyzer_sdk::fs::read_db(root, rel, MAX_FILE)?.map(
+            |bytes| match String::from_utf8(bytes) {
+                Ok(text) => text,
+                // Only an invalid file pays for a decoded copy.
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            },
+        ),
+    )
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -243,8 +243,26 @@ impl<'a> Header<'a> {
     }
 }
 
-/// Read the package facts the analyzer reports from one header blob.
+/// How [`parse_with`] returns owned files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paths {
+    /// Absolute, as `rpm -ql` prints them.
+    Absolute,
+    /// Relative to the root, as the analyzer contract carries them: the root's `/` is
+    /// left out while each path is built (a path can number in the tens of thousands per
+    /// database, and inside the sandbox every further copy is a host call), and a path
+    /// that is not absolute, or is the root itself, is dropped.
+    Relative,
+}
+
+/// Read the package facts the analyzer reports from one header blob, with absolute
+/// file paths.
 pub fn parse(blob: &[u8]) -> Result<Package, HeaderError> {
+    parse_with(blob, Paths::Absolute)
+}
+
+/// [`parse`], with owned files as `paths` says.
+pub fn parse_with(blob: &[u8], paths: Paths) -> Result<Package, HeaderError> {
     let h = Header::parse(blob)?;
     let required = |tag, what: &str| -> Result<String, HeaderError> {
         h.string(tag, what)?
@@ -263,13 +281,13 @@ pub fn parse(blob: &[u8]) -> Result<Package, HeaderError> {
         license: h.string(tag::LICENSE, "LICENSE")?,
         source_rpm: h.string(tag::SOURCERPM, "SOURCERPM")?,
         modularity_label: h.string(tag::MODULARITYLABEL, "MODULARITYLABEL")?,
-        files: files(&h)?,
+        files: files(&h, paths)?,
     })
 }
 
 /// Owned files: `DIRNAMES[DIRINDEXES[i]] + BASENAMES[i]`, or the flat `OLDFILENAMES` of
 /// headers from before rpm 4.0's compressed file lists.
-fn files(h: &Header<'_>) -> Result<Vec<String>, HeaderError> {
+fn files(h: &Header<'_>, paths: Paths) -> Result<Vec<String>, HeaderError> {
     let Some(base) = h.strings(tag::BASENAMES, "BASENAMES")? else {
         let old = h
             .strings(tag::OLDFILENAMES, "OLDFILENAMES")?
@@ -277,6 +295,10 @@ fn files(h: &Header<'_>) -> Result<Vec<String>, HeaderError> {
         // Each name is a slice of the header, so their total is bounded by its size.
         return Ok(old
             .iter()
+            .filter_map(|s| match paths {
+                Paths::Absolute => Some(*s),
+                Paths::Relative => s.strip_prefix(b"/").filter(|r| !r.is_empty()),
+            })
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect());
     };
@@ -291,18 +313,20 @@ fn files(h: &Header<'_>) -> Result<Vec<String>, HeaderError> {
             idx.len()
         )));
     }
+    // A directory is shared by many files: check its UTF-8 once, not once per file. Two
+    // valid strings joined are valid, so only a file whose parts are not both valid is
+    // decoded joined (lossily, as a whole, as before).
+    let dirs_utf8: Vec<Option<&str>> = dirs.iter().map(|d| std::str::from_utf8(d).ok()).collect();
     let mut total = 0usize;
     let mut out = Vec::with_capacity(base.len());
     for (i, (b, &d)) in base.iter().zip(&idx).enumerate() {
-        let dir = usize::try_from(d)
-            .ok()
-            .and_then(|d| dirs.get(d))
-            .ok_or_else(|| {
-                err(format!(
-                    "file {i}: DIRINDEXES value {d} but {} DIRNAMES",
-                    dirs.len()
-                ))
-            })?;
+        let Some(at) = usize::try_from(d).ok().filter(|&d| d < dirs.len()) else {
+            return Err(err(format!(
+                "file {i}: DIRINDEXES value {d} but {} DIRNAMES",
+                dirs.len()
+            )));
+        };
+        let dir = dirs[at];
         total += dir.len() + b.len();
         if total > MAX_FILE_PATH_BYTES {
             return Err(err(format!(
@@ -310,13 +334,35 @@ fn files(h: &Header<'_>) -> Result<Vec<String>, HeaderError> {
                 base.len()
             )));
         }
-        let mut path = Vec::with_capacity(dir.len() + b.len());
-        path.extend_from_slice(dir);
-        path.extend_from_slice(b);
-        out.push(match String::from_utf8(path) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        });
+        // Bytes to cut from the front of the directory or (when it is empty) of the base
+        // name: the root's `/` of a relative path.
+        let (cut_dir, cut_base) = match (paths, dir.first(), b.first()) {
+            (Paths::Absolute, _, _) => (0, 0),
+            (Paths::Relative, Some(b'/'), _) => (1, 0),
+            (Paths::Relative, None, Some(b'/')) => (0, 1),
+            (Paths::Relative, _, _) => continue,
+        };
+        let (dir_part, base_part) = (&dir[cut_dir..], &b[cut_base..]);
+        if paths == Paths::Relative && dir_part.is_empty() && base_part.is_empty() {
+            continue;
+        }
+        // Cutting the ASCII `/` keeps a valid string valid.
+        let path = match (dirs_utf8[at], std::str::from_utf8(base_part)) {
+            (Some(dir), Ok(b)) => {
+                let dir = &dir[cut_dir..];
+                let mut path = String::with_capacity(dir.len() + b.len());
+                path.push_str(dir);
+                path.push_str(b);
+                path
+            }
+            _ => {
+                let mut path = Vec::with_capacity(dir_part.len() + base_part.len());
+                path.extend_from_slice(dir_part);
+                path.extend_from_slice(base_part);
+                String::from_utf8_lossy(&path).into_owned()
+            }
+        };
+        out.push(path);
     }
     Ok(out)
 }
@@ -399,6 +445,62 @@ mod tests {
         let p = parse(&blob(&e)).expect("parses");
         assert_eq!(p.files, ["/etc/a", "/usr/bin/b", "/etc/c"]);
         assert_eq!(p.evr(), "1.0-2");
+    }
+
+    #[test]
+    fn file_paths_are_decoded_as_joined_bytes() {
+        // rpm stores bytes: a path is its directory and base name joined, then decoded
+        // lossily. A sequence split between the two parts is whole once joined.
+        let mut e = nvr();
+        let base: &[&[u8]] = &[b"ok", b"bad\xff", b"\xa9t\xc3\xa9"];
+        let dirs: &[&[u8]] = &[b"/etc/", b"/caf\xc3"];
+        let strings = |v: &[&[u8]]| v.iter().flat_map(|s| [*s, b"\0"].concat()).collect();
+        e.push((tag::BASENAMES, ty::STRING_ARRAY, 3, strings(base)));
+        e.push((tag::DIRNAMES, ty::STRING_ARRAY, 2, strings(dirs)));
+        let idx: Vec<u8> = [0u32, 0, 1].iter().flat_map(|v| v.to_be_bytes()).collect();
+        e.push((tag::DIRINDEXES, ty::INT32, 3, idx));
+        let p = parse(&blob(&e)).expect("parses");
+        assert_eq!(p.files, ["/etc/ok", "/etc/bad\u{fffd}", "/cafété"]);
+        let p = parse_with(&blob(&e), Paths::Relative).expect("parses");
+        assert_eq!(p.files, ["etc/ok", "etc/bad\u{fffd}", "cafété"]);
+    }
+
+    #[test]
+    fn relative_paths_leave_out_the_root_and_what_is_not_absolute() {
+        // The analyzer contract's paths are relative to the image root; rpm's own are
+        // absolute, so anything else (or the root itself) names no file in the image.
+        let mut e = nvr();
+        let base: &[&[u8]] = &[b"a", b"", b"/x", b"b", b"", b"c"];
+        let dirs: &[&[u8]] = &[b"/usr/", b"/", b"", b"rel/"];
+        let strings = |v: &[&[u8]]| v.iter().flat_map(|s| [*s, b"\0"].concat()).collect();
+        e.push((tag::BASENAMES, ty::STRING_ARRAY, 6, strings(base)));
+        e.push((tag::DIRNAMES, ty::STRING_ARRAY, 4, strings(dirs)));
+        let idx: Vec<u8> = [0u32, 1, 2, 3, 2, 1]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        e.push((tag::DIRINDEXES, ty::INT32, 6, idx));
+        let absolute = parse(&blob(&e)).expect("parses").files;
+        assert_eq!(absolute, ["/usr/a", "/", "/x", "rel/b", "", "/c"]);
+        let relative = parse_with(&blob(&e), Paths::Relative)
+            .expect("parses")
+            .files;
+        assert_eq!(relative, ["usr/a", "x", "c"]);
+        // The same rule as cutting a `/` from every absolute path and keeping the rest.
+        let cut: Vec<&str> = absolute
+            .iter()
+            .filter_map(|f| f.strip_prefix('/'))
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert_eq!(relative, cut);
+
+        let mut e = nvr();
+        let (c, d) = arr(&["/bin/sh", "/", "etc/x", "/etc/y"]);
+        e.push((tag::OLDFILENAMES, ty::STRING_ARRAY, c, d));
+        let relative = parse_with(&blob(&e), Paths::Relative)
+            .expect("parses")
+            .files;
+        assert_eq!(relative, ["bin/sh", "etc/y"]);
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn analyze(root: &Path) -> Result<Analysis, AnalyzeError> {
         // Record numbers are 1-based positions in storage order (the order `rpm -qa`
         // lists), which is what the contract's `line` means for binary formats.
         let record = u32::try_from(i + 1).unwrap_or(u32::MAX);
-        let p = header::parse(blob)
+        let p = header::parse_with(blob, header::Paths::Relative)
             .map_err(|e| fail(record, format!("header record {record}: {}", e.message)))?;
         packages.push(convert(p, &rel));
     }
@@ -185,13 +185,8 @@ fn convert(p: header::Package, db_path: &str) -> InstalledPackage {
         arch: p.arch,
         license: p.license,
         db_path: db_path.to_string(),
-        // The contract's paths are relative to the image root.
-        files: p
-            .files
-            .into_iter()
-            .filter_map(|f| f.strip_prefix('/').map(str::to_string))
-            .filter(|f| !f.is_empty())
-            .collect(),
+        // Relative to the image root already (`header::Paths::Relative`).
+        files: p.files,
         properties,
     }
 }

@@ -115,14 +115,27 @@ mod imp {
             if size > limit {
                 return Err(super::too_large(path, limit));
             }
-            let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            // A file that fits in one read is returned as the host lowered it, without a
+            // copy; a larger one is gathered into a buffer of its size.
+            let mut out = Vec::new();
+            if size > CHUNK {
+                out.reserve_exact(usize::try_from(size).unwrap_or(0));
+            }
             loop {
                 let (chunk, end) = file.read(CHUNK, out.len() as u64).map_err(error)?;
-                out.extend_from_slice(&chunk);
+                let done = end || chunk.is_empty();
+                if out.capacity() == 0 {
+                    out = chunk;
+                } else {
+                    out.extend_from_slice(&chunk);
+                }
                 if out.len() as u64 > limit {
                     return Err(super::too_large(path, limit));
                 }
-                if end || chunk.is_empty() {
+                // The host does not change a tree while an analyzer reads it, so once the
+                // size `stat` gave is read the end-of-file read would only confirm it: one
+                // host call less per file (dpkg reads one list file per package).
+                if done || (size > 0 && out.len() as u64 >= size) {
                     return Ok(out);
                 }
             }
@@ -131,9 +144,11 @@ mod imp {
 
     fn error(e: ErrorCode) -> io::Error {
         let kind = match e {
-            ErrorCode::NoEntry => io::ErrorKind::NotFound,
-            ErrorCode::NotDirectory => io::ErrorKind::NotADirectory,
-            ErrorCode::IsDirectory => io::ErrorKind::IsADirectory,
+            // The everyday "not there" answers of probing for a database: their kind says
+            // it all, and formatting a message for each costs more than the host call.
+            ErrorCode::NoEntry => return io::ErrorKind::NotFound.into(),
+            ErrorCode::NotDirectory => return io::ErrorKind::NotADirectory.into(),
+            ErrorCode::IsDirectory => return io::ErrorKind::IsADirectory.into(),
             ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly => {
                 io::ErrorKind::PermissionDenied
             }

@@ -11,7 +11,9 @@
 //! (by modification time, refreshed on every hit) are removed until it fits
 //! `max_bytes` (Harbor's Trivy adapter grew to 34 GB with no eviction).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -23,6 +25,30 @@ use sha2::{Digest, Sha256};
 pub struct LayerCache {
     dir: PathBuf,
     max_bytes: u64,
+    /// Layers being analysed now, by key: concurrent scans of images sharing a base layer
+    /// (a push storm) wait for the first one's result instead of downloading it again.
+    inflight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// Held while a layer is analysed (see [`LayerCache::claim`]).
+pub struct LayerClaim {
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    inflight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for LayerClaim {
+    fn drop(&mut self) {
+        // Forget the lock when nobody else holds or waits for it: the map holds one
+        // reference, this claim two (`lock` and the guard); every other claimer holds two
+        // as well, while it waits and while it holds the lock.
+        if let Ok(mut map) = self.inflight.lock()
+            && Arc::strong_count(&self.lock) <= 3
+        {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// What eviction did.
@@ -41,7 +67,30 @@ impl LayerCache {
         Ok(LayerCache {
             dir: dir.to_path_buf(),
             max_bytes,
+            inflight: Arc::default(),
         })
+    }
+
+    /// Waits until no other scan of this process is analysing the layer `key`, then
+    /// claims it until the returned value is dropped. Look the cache up *after* claiming:
+    /// the scan that held the claim has just filled it.
+    pub async fn claim(&self, key: &str) -> LayerClaim {
+        let lock = {
+            // A poisoned map only means another scan panicked while holding it; the map
+            // itself is still consistent (inserts and removes are single calls).
+            let mut map = self
+                .inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(key.to_string()).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        LayerClaim {
+            key: key.to_string(),
+            lock,
+            inflight: self.inflight.clone(),
+            _guard: guard,
+        }
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -173,6 +222,30 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_layer_is_analysed_by_one_scan_at_a_time() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let c = Arc::new(LayerCache::open(d.path(), 1 << 20).expect("open"));
+        let first = c.claim("layer/sha256:a").await;
+        // Another layer is not held up.
+        drop(c.claim("layer/sha256:b").await);
+        let c2 = c.clone();
+        let waiter = tokio::spawn(async move {
+            let _claim = c2.claim("layer/sha256:a").await;
+            c2.get::<u32>("layer/sha256:a")
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "the second claim must wait for the first"
+        );
+        c.put("layer/sha256:a", &7u32).expect("put");
+        drop(first);
+        assert_eq!(waiter.await.expect("join"), Some(7));
+        // Nobody holds or waits for either layer: the map is empty again.
+        assert!(c.inflight.lock().expect("map").is_empty());
+    }
+
     #[test]
     fn round_trip_and_corruption() {
         let d = tempfile::tempdir().expect("tempdir");
@@ -194,10 +267,7 @@ mod tests {
             c.put(k, &big).expect("put");
         }
         let one = std::fs::metadata(c.path("a")).expect("meta").len();
-        let c = LayerCache {
-            dir: d.path().to_path_buf(),
-            max_bytes: one * 2,
-        };
+        let c = LayerCache::open(d.path(), one * 2).expect("open");
         // Age every entry, then use "a": "b" is now the oldest.
         let old = SystemTime::now() - std::time::Duration::from_secs(3600);
         for (k, age) in [("a", 1), ("b", 2), ("c", 3)] {

@@ -42,10 +42,20 @@ fn short(field: &str, s: &str) -> Result<(), String> {
             s.len()
         ));
     }
-    if s.chars().any(char::is_control) {
+    if has_control(s) {
         return Err(format!("{field} {s:?} contains control characters"));
     }
     Ok(())
+}
+
+/// `s.chars().any(char::is_control)`, without decoding: C0 controls and DEL are single
+/// bytes, and the C1 controls (U+0080..U+009F) are the only ones whose UTF-8 starts with
+/// 0xC2 0x80..=0x9F. Every lifted name and version goes through here.
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().any(|&c| c < 0x20 || c == 0x7f)
+        || b.windows(2)
+            .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
 }
 
 /// A relative, `/`-separated path with no `..`, no empty components and no NUL.
@@ -56,12 +66,42 @@ fn rel_path(field: &str, s: &str) -> Result<(), String> {
             s.len()
         ));
     }
-    if s.starts_with('/') || s.contains('\0') || s.split('/').any(|c| c == "..") {
+    let (nul, dots) = nul_or_dots(s.as_bytes());
+    if s.starts_with('/') || nul || (dots && s.split('/').any(|c| c == "..")) {
         return Err(format!(
             "{field} {s:?} is not a relative path inside the image"
         ));
     }
     Ok(())
+}
+
+/// Whether `b` has a NUL byte, and whether it has two dots in a row. Every owned file goes
+/// through here (120,000 paths, 7 MB, for a Debian desktop), so this reads eight bytes at a
+/// time; only a path with ".." somewhere is then split into components.
+fn nul_or_dots(b: &[u8]) -> (bool, bool) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const DOTS: u64 = 0x2e2e_2e2e_2e2e_2e2e;
+    // The high bit of each byte of `x` that is zero, and no other bit.
+    let zeros = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    let (mut nul, mut dots, mut last_dot) = (0u64, false, false);
+    let mut words = b.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        nul |= zeros(v);
+        let d = zeros(v ^ DOTS);
+        // A dot followed by a dot, inside the word or across from the previous one.
+        dots |= d & (d >> 8) != 0 || (last_dot && d & 0x80 != 0);
+        last_dot = d >> 63 != 0;
+    }
+    let mut nul = nul != 0;
+    for &c in words.remainder() {
+        nul |= c == 0;
+        dots |= last_dot && c == b'.';
+        last_dot = c == b'.';
+    }
+    (nul, dots)
 }
 
 /// Validate `metadata()`.
@@ -316,7 +356,57 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_found_without_decoding() {
+        for s in ["a\u{0}b", "tab\there", "del\u{7f}", "c1\u{85}x", "\u{9f}"] {
+            assert!(has_control(s), "{s:?}");
+            assert_eq!(has_control(s), s.chars().any(char::is_control), "{s:?}");
+        }
+        for s in [
+            "",
+            "libc6",
+            "2.36-9+deb12u4",
+            "é",
+            "\u{a0}nbsp",
+            "日本語",
+            "\u{100}",
+        ] {
+            assert!(!has_control(s), "{s:?}");
+            assert_eq!(has_control(s), s.chars().any(char::is_control), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn nul_and_dot_runs_are_found_at_every_position() {
+        let naive = |b: &[u8]| (b.contains(&0), b.windows(2).any(|w| w == b".."));
+        for len in 0..24 {
+            for i in 0..len {
+                for j in i..len {
+                    for (x, y) in [
+                        (b'.', b'.'),
+                        (0, b'a'),
+                        (b'.', 0),
+                        (0xae, 0xae),
+                        (0x80, b'.'),
+                    ] {
+                        let mut v = vec![b'a'; len];
+                        v[i] = x;
+                        if j + 1 < len {
+                            v[j + 1] = y;
+                        }
+                        assert_eq!(nul_or_dots(&v), naive(&v), "{v:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn paths_stay_inside() {
+        assert!(rel_path("p", "usr/share/doc/a..b/x").is_ok());
+        assert!(rel_path("p", "usr/..hidden/..x").is_ok());
+        assert!(rel_path("p", "..").is_err());
+        assert!(rel_path("p", "usr/..").is_err());
+        assert!(rel_path("p", "usr/bin\0").is_err());
         assert!(rel_path("p", "var/lib/dpkg/status").is_ok());
         assert!(rel_path("p", "/etc/passwd").is_err());
         assert!(rel_path("p", "var/../../etc").is_err());
