@@ -65,6 +65,10 @@ enum Command {
     /// Run the scan-on-push service (webhook, workers, REST API) with `--config FILE`, or
     /// manage its API tokens (`serve token create|revoke|list`). See docs/service.md.
     Serve(crate::service::ServeArgs),
+    /// Query the scan service's results (docs/query.md): through a running service
+    /// (`--server URL --token TOKEN`) or straight from its store (`--store-config FILE
+    /// --tenant NAME`). Exit code 2 on an error, shown with a caret under its place.
+    Query(QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +225,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => {
             return crate::service::run_cli(args, cli.config.as_deref(), &home);
         }
+        Command::Query(args) => return query(args),
         other => other,
     };
     let mut config = match &cli.config {
@@ -251,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         // Handled above, before the scanner's config is read.
         Command::Serve(args) => crate::service::run_cli(args, cli.config.as_deref(), &home),
+        Command::Query(args) => query(args),
     }
 }
 
@@ -436,4 +442,183 @@ async fn list(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+// ---- bulkhead query ----------------------------------------------------------------------
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// The query (docs/query.md), e.g.
+    /// "Findings | where Severity == 'critical' | summarize count() by Repository".
+    #[arg(value_name = "QUERY")]
+    query: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = crate::service::api::QueryFormat::Table)]
+    format: crate::service::api::QueryFormat,
+    /// The running service to ask, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "BULKHEAD_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// An API token of the service (reader or above); it decides the tenant.
+    #[arg(
+        long,
+        env = "BULKHEAD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Query the store of this service configuration (the file `bulkhead serve --config`
+    /// reads) directly, instead of a running service. Needs --tenant.
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    store_config: Option<PathBuf>,
+    /// With --store-config: the tenant (a `[[tenants]]` name) whose results to query.
+    #[arg(long, value_name = "NAME", requires = "store_config")]
+    tenant: Option<String>,
+}
+
+/// `bulkhead query`: the result on stdout; a query error with its caret rendering on
+/// stderr and exit code 2.
+fn query(args: QueryArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // --store-config wins over a BULKHEAD_SERVER set in the environment.
+    let answer = match (&args.store_config, &args.tenant) {
+        (Some(path), Some(tenant)) => {
+            runtime.block_on(query_store(path, tenant, &args.query, args.format))?
+        }
+        (Some(_), None) => anyhow::bail!("--store-config needs --tenant NAME"),
+        (None, _) => {
+            let server = args.server.as_deref().context(
+                "give --server URL (or BULKHEAD_SERVER) and --token, or --store-config FILE \
+                 and --tenant NAME",
+            )?;
+            let token = args
+                .token
+                .as_deref()
+                .context("--server needs --token TOKEN (or BULKHEAD_TOKEN)")?;
+            runtime.block_on(query_server(server, token, &args.query, args.format))?
+        }
+    };
+    match answer {
+        Ok(mut text) => {
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(rendered) => {
+            eprint!("{}", terminal_safe(&rendered));
+            Ok(ExitCode::from(EXIT_ERROR))
+        }
+    }
+}
+
+/// Runs the query against the store of the service configuration `path`, as `tenant`,
+/// with the configuration's `[query]` limits. `Ok(Err(rendering))` for an error in the
+/// query or a cost guard.
+async fn query_store(
+    path: &std::path::Path,
+    tenant: &str,
+    text: &str,
+    format: crate::service::api::QueryFormat,
+) -> Result<Result<String, String>> {
+    use crate::service::api::{self, QueryFailure};
+    let config = crate::service::config::ServeConfig::load(path)?;
+    let store = crate::service::open_store(&config).await?;
+    let found = store
+        .tenant_by_name(tenant)
+        .await
+        .context("cannot read the store's tenants")?
+        .with_context(|| {
+            format!(
+                "no tenant {tenant:?} in the store of {} (tenants are the configuration's \
+                 [[tenants]], written to the store when `bulkhead serve` starts)",
+                path.display()
+            )
+        })?;
+    match api::run_query(
+        &store,
+        found.id,
+        text,
+        &config.query,
+        bulkhead_store::now_ms(),
+    )
+    .await
+    {
+        Ok(rows) => Ok(Ok(api::format_query_result(&rows, format))),
+        // The store is the operator's own: its message is theirs to see.
+        Err(QueryFailure::Store(e)) => {
+            Err(anyhow::Error::new(e).context("the query failed in the store"))
+        }
+        Err(f) => Ok(Err(f.render(text))),
+    }
+}
+
+/// Longest the service may take to answer (its own query timeout is shorter).
+const QUERY_HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Posts the query to `server`'s `/v1/query`; the body of a 200 is the result in `format`.
+/// `Ok(Err(rendering))` for an error the service explains (a query error's caret
+/// rendering when it has one).
+async fn query_server(
+    server: &str,
+    token: &str,
+    text: &str,
+    format: crate::service::api::QueryFormat,
+) -> Result<Result<String, String>> {
+    let url = format!("{}/v1/query", server.trim_end_matches('/'));
+    // reqwest is built without a crypto provider of its own (see db update).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("bulkhead/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(QUERY_HTTP_TIMEOUT)
+        .build()
+        .context("cannot create the HTTP client")?;
+    let body = serde_json::json!({"query": text, "format": format.as_str()});
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the service at {url}"))?;
+    let status = resp.status();
+    let bytes = resp
+        .bytes()
+        .await
+        .with_context(|| format!("{url}: reading the answer"))?;
+    if status.is_success() {
+        return Ok(Ok(String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let error = &answer["error"];
+    if let Some(rendered) = error["rendered"].as_str() {
+        return Ok(Err(rendered.to_string()));
+    }
+    let message = error["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect());
+    Ok(Err(format!("error: {url} answered {status}: {message}\n")))
+}
+
+/// What the service (or a query's text) says, fit for a terminal: line breaks kept, other
+/// control characters (escape sequences) shown escaped.
+fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

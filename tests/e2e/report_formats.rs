@@ -164,6 +164,7 @@ fn pkg(name: &str, version: &str, source: &str, license: Option<&str>) -> Packag
         layer_created_by: Some(
             "/bin/sh -c #(nop) ADD file:0c4555f363c2672e350001f1293e689875a3760afe7b3f9146886afe67121cba in / ".into(),
         ),
+        properties: Vec::new(),
     }
 }
 

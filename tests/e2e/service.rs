@@ -1,14 +1,17 @@
 //! `bulkhead serve` end to end: a real registry (Debian's `docker-registry`, distribution
-//! 2.8) notifies a running `bulkhead serve` (the binary, SQLite store) of pushes made with
-//! skopeo; the results are read through the REST API with tokens of two tenants.
+//! 2.8) notifies a running `bulkhead serve` (the binary) of pushes made with skopeo; the
+//! results are read through the REST API with tokens of two tenants. Every test runs on
+//! both stores: SQLite, and PostgreSQL (a database of a throwaway cluster). The durability
+//! tests (restarts, kill -9, bursts, two instances) are `tests/e2e/service_durability.rs`.
 //!
 //! Oracles: the demo image's own documentation (`demo/README.md`: AlmaLinux 9.4, 30 rpm
 //! packages, the packages that must have no finding), the registry's notifications and
 //! the OCI layout we pushed (which digests exist), and the CLI's scan of the same archive
 //! with the same advisory database (the service must store what the pipeline reports).
 //!
-//! Needs the apt packages docker-registry, skopeo, apache2-utils and openssl: without them
-//! the test skips, except in CI (`CI` set), where it fails.
+//! Needs the apt packages docker-registry, skopeo, apache2-utils, openssl and postgresql:
+//! without them the test skips (the PostgreSQL half alone when only PostgreSQL is missing),
+//! except in CI (`CI` set), where it fails.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
 use bulkhead_test_artifacts::require_tools;
-use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
+use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, StoreKind, free_port};
 use bulkhead_test_artifacts::skopeo::{self, PushOptions};
 use bulkhead_test_artifacts::{http, images};
 use serde_json::{Value, json};
@@ -153,11 +156,31 @@ fn queue_idle(svc: &ServiceHarness, token: &str) {
     });
 }
 
-#[test]
-fn pushes_are_scanned_once_and_results_are_tenant_scoped() {
+/// Each test body takes the store kind; these make it a test on each store.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::StoreKind::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name(super::StoreKind::Postgres)
+            }
+        }
+    )* };
+}
+
+both!(pushes_are_scanned_once_and_results_are_tenant_scoped);
+
+fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
     if !require_tools(registry::TOOLS) {
         return;
     }
+    let Some(store) = kind.store() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = demo_db(dir.path());
 
@@ -170,10 +193,16 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped() {
     });
     let mut opts = ServiceOptions::new(&db);
     opts.port = Some(port);
+    opts.store = store;
     opts.registry("local", &reg.url(), HOOK_SECRET)
         .tenant("a", &[("local", "team-a")])
         .tenant("b", &[("local", "team-b")]);
     let svc = ServiceHarness::start(bin(), opts);
+    assert_eq!(
+        svc.store_path().exists(),
+        kind == StoreKind::Sqlite,
+        "the service runs on the store asked for"
+    );
     let reader_a = svc.create_token("a", "reader");
     let operator_a = svc.create_token("a", "operator");
     let reader_b = svc.create_token("b", "reader");
@@ -241,7 +270,7 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped() {
     assert!(!recs.is_empty(), "an unhealthy image has recommendations");
     assert_eq!(svc.metric("bulkhead_scans_total{outcome=\"done\"}"), 1.0);
 
-    // --- the same digest pushed again (another tag) is not scanned again ----------------
+    // --- the same digest pushed again (another tag) is not scanned again: no job ----------
     push_demo(&reg, &archive, "team-a/demo:again");
     svc.wait_for("the second tag", SCAN_TIMEOUT, || {
         let i = svc.get_json(&format!("/v1/images/{id}"), &reader_a);
@@ -255,6 +284,18 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped() {
         svc.log()
     );
     assert_eq!(svc.get_all("/v1/images", &reader_a).len(), 1);
+    assert_eq!(
+        svc.get_all("/v1/scans", &reader_a).len(),
+        1,
+        "a re-push of a scanned digest records the tag without a job"
+    );
+    assert!(
+        svc.metric(
+            "bulkhead_webhook_events_total{kind=\"manifest_push\",result=\"already_scanned\"}"
+        ) >= 1.0,
+        "{}",
+        svc.metrics()
+    );
 
     // --- an index push scans each platform manifest once --------------------------------
     let multi = images::multi_platform();
@@ -309,9 +350,15 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped() {
         "the demo once and each platform once\n{}",
         svc.log()
     );
+    // The index's event comes after its platform manifests' (untagged) pushes: it joins
+    // their jobs, or only tags them if they are done already.
     assert!(
-        svc.metric("bulkhead_webhook_events_total{kind=\"index_push\",result=\"coalesced\"}")
-            + svc.metric("bulkhead_webhook_events_total{kind=\"index_push\",result=\"enqueued\"}")
+        ["coalesced", "enqueued", "already_scanned"]
+            .iter()
+            .map(|r| svc.metric(&format!(
+                "bulkhead_webhook_events_total{{kind=\"index_push\",result=\"{r}\"}}"
+            )))
+            .sum::<f64>()
             >= 1.0
     );
     assert!(

@@ -92,6 +92,10 @@ pub struct Package {
     pub layer_digest: Option<String>,
     pub layer_diff_id: Option<String>,
     pub layer_created_by: Option<String>,
+    /// Facts an analyzer reported beyond the fixed fields, as `[key, value]` pairs (rpm:
+    /// `modularity-label`). Matching uses them, so a stored report can be matched again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<(String, String)>,
 }
 
 /// Where the time and bytes went: what a rescan saved shows here.
@@ -121,6 +125,7 @@ fn package(p: &InventoryPackage, os: Option<&OsInfo>) -> Package {
         layer_digest: p.layer_digest.clone(),
         layer_diff_id: p.layer_digest.as_ref().map(|_| p.layer.clone()),
         layer_created_by: p.created_by.clone(),
+        properties: p.package.properties.clone(),
     }
 }
 

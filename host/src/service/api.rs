@@ -84,6 +84,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tokens", Access::Token(Role::Admin)),
     ("POST", "/v1/tokens", Access::Token(Role::Admin)),
     ("DELETE", "/v1/tokens/{id}", Access::Token(Role::Admin)),
+    ("GET", "/v1/deliveries", Access::Token(Role::Operator)),
     ("POST", "/v1/query", Access::Token(Role::Reader)),
 ];
 
@@ -145,6 +146,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/v1/tokens") => get(tokens),
         ("POST", "/v1/tokens") => post(create_token),
         ("DELETE", "/v1/tokens/{id}") => delete(revoke_token),
+        ("GET", "/v1/deliveries") => get(deliveries),
         ("POST", "/v1/query") => post(query),
         _ => return None,
     })
@@ -563,6 +565,52 @@ fn page(limit: Option<u32>, cursor: Option<String>) -> Page {
     Page { limit, cursor }
 }
 
+/// A notification delivery (see docs/service.md, Notifications).
+#[derive(Serialize)]
+struct DeliveryView {
+    id: i64,
+    url: String,
+    /// The body POSTed (the event), as JSON.
+    event: serde_json::Value,
+    state: bulkhead_store::DeliveryState,
+    attempts: i64,
+    next_at: Option<String>,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+}
+
+fn delivery_view(d: bulkhead_store::DeliveryInfo) -> DeliveryView {
+    DeliveryView {
+        id: d.id,
+        url: d.url,
+        // The store wrote it from JSON; a body that does not parse is shown as a string.
+        event: serde_json::from_str(&d.event).unwrap_or(serde_json::Value::String(d.event)),
+        state: d.state,
+        attempts: d.attempts,
+        next_at: time_opt(d.next_at),
+        last_status: d.last_status,
+        last_error: d.last_error,
+        created_at: time(d.created_at),
+        delivered_at: time_opt(d.delivered_at),
+    }
+}
+
+/// The tenant's notification deliveries, newest first.
+async fn deliveries(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Json<Items<DeliveryView>>> {
+    let q = query_of(q)?;
+    let result = state
+        .store
+        .deliveries(p.tenant_id, &page(q.limit, q.cursor))
+        .await?;
+    Ok(Json(page_of(result, delivery_view)))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImagesQuery {
@@ -940,12 +988,235 @@ async fn revoke_token(
     }
 }
 
-async fn query() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "the query language is not available yet",
+// ---- the query language ------------------------------------------------------------------
+
+/// How a query result is written: `format` of `POST /v1/query`, `--format` of
+/// `bulkhead query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryFormat {
+    /// `{"columns": [{"name", "type"}], "rows": [[…]], "truncated": false}`.
+    #[default]
+    Json,
+    /// Aligned columns for a terminal.
+    Table,
+    /// RFC 4180, with a header line.
+    Csv,
+}
+
+impl QueryFormat {
+    /// The word of `format` in a request.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryFormat::Json => "json",
+            QueryFormat::Table => "table",
+            QueryFormat::Csv => "csv",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            QueryFormat::Json => "application/json",
+            QueryFormat::Table => "text/plain; charset=utf-8",
+            QueryFormat::Csv => "text/csv; charset=utf-8; header=present",
+        }
+    }
+}
+
+/// Why a query has no result.
+#[derive(Debug)]
+pub enum QueryFailure {
+    /// It does not compile (syntax, names, types, the language's limits).
+    Compile(bulkhead_query::Error),
+    /// It returns more rows than the cap (the value).
+    RowCap(u64),
+    /// It ran longer than the limit, in seconds, and was stopped.
+    Timeout(u64),
+    /// The store failed. Its message may be the database's own text: for the log only.
+    Store(bulkhead_store::Error),
+}
+
+impl QueryFailure {
+    /// The `outcome` label of `bulkhead_queries_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            QueryFailure::Compile(e) => match e.kind {
+                bulkhead_query::ErrorKind::Syntax => "syntax",
+                bulkhead_query::ErrorKind::Semantic => "semantic",
+                bulkhead_query::ErrorKind::Limit => "limit",
+            },
+            QueryFailure::RowCap(_) => "row_cap",
+            QueryFailure::Timeout(_) => "timeout",
+            QueryFailure::Store(_) => "error",
+        }
+    }
+
+    /// What to tell a person: a compile error with its line, column, caret and hint; the
+    /// cost guards with what to change. Never the database's text.
+    pub fn render(&self, text: &str) -> String {
+        match self {
+            QueryFailure::Compile(e) => e.render(text),
+            QueryFailure::RowCap(cap) => {
+                format!("error: {}\n", bulkhead_query::row_cap_message(*cap))
+            }
+            QueryFailure::Timeout(s) => format!("error: {}\n", bulkhead_query::timeout_message(*s)),
+            QueryFailure::Store(_) => {
+                "error: the query failed in the store (the service's log has the details)\n"
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// Compiles `text` for `tenant` and the store's dialect, with `now` for `ago()`/`now()`,
+/// and runs it within `limits`: what `POST /v1/query` and `bulkhead query --store-config`
+/// both do. The tenant is the compiler's `$1`, which scopes every table of the query, and
+/// the store refuses to run a query bound to another tenant.
+pub async fn run_query(
+    store: &Store,
+    tenant: bulkhead_store::TenantId,
+    text: &str,
+    limits: &super::config::QueryConfig,
+    now: i64,
+) -> Result<bulkhead_store::QueryRows, QueryFailure> {
+    let opts = bulkhead_query::Options {
+        dialect: store.query_dialect(),
+        tenant_id: tenant.0,
+        now_ms: now,
+        row_cap: limits.row_cap,
+    };
+    let compiled = bulkhead_query::compile(text, &bulkhead_query::Catalog::bulkhead_v1(), &opts)
+        .map_err(QueryFailure::Compile)?;
+    let rows = store
+        .run_query(tenant, &compiled, limits.timeout())
+        .await
+        .map_err(|e| match e {
+            bulkhead_store::Error::Timeout(_) => QueryFailure::Timeout(limits.timeout_seconds),
+            e => QueryFailure::Store(e),
+        })?;
+    // The cap is an error, not a silently cut result: a partial answer to "which images
+    // have X" reads as a complete one.
+    if rows.truncated {
+        return Err(QueryFailure::RowCap(limits.row_cap));
+    }
+    Ok(rows)
+}
+
+/// A result in `format`: the body of `POST /v1/query` and the output of `bulkhead query`.
+pub fn format_query_result(rows: &bulkhead_store::QueryRows, format: QueryFormat) -> String {
+    match format {
+        QueryFormat::Json => {
+            let columns: Vec<serde_json::Value> = rows
+                .columns
+                .iter()
+                .map(|c| json!({"name": c.name, "type": c.ty.name()}))
+                .collect();
+            json!({"columns": columns, "rows": rows.rows, "truncated": rows.truncated}).to_string()
+        }
+        QueryFormat::Table => bulkhead_query::format_table(&rows.columns, &rows.rows),
+        QueryFormat::Csv => bulkhead_query::format_csv(&rows.columns, &rows.rows),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    query: String,
+    #[serde(default)]
+    format: QueryFormat,
+}
+
+/// `POST /v1/query`: runs a query over the caller's tenant's results. The tenant is the
+/// token's; the body cannot name one (unknown fields are refused).
+async fn query(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<QueryRequest>, JsonRejection>,
+) -> Response {
+    let req = match json_of(body) {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.query_outcome("bad_request");
+            return e.into_response();
+        }
+    };
+    let result = run_query(
+        &state.store,
+        p.tenant_id,
+        &req.query,
+        &state.config.query,
+        now_ms(),
     )
+    .await;
+    let failure = match result {
+        Ok(rows) => {
+            state.metrics.query_outcome("ok");
+            let body = format_query_result(&rows, req.format);
+            return ([(header::CONTENT_TYPE, req.format.content_type())], body).into_response();
+        }
+        Err(f) => f,
+    };
+    state.metrics.query_outcome(failure.outcome());
+    query_failure_response(failure, &req.query)
+}
+
+/// 400 for a query that does not compile (with line, column, the caret rendering and a
+/// hint), 422 for the cost guards, 500 (503 when the store is down) for the store, whose
+/// own message goes to the log only: it may quote SQL or PostgreSQL internals.
+fn query_failure_response(failure: QueryFailure, text: &str) -> Response {
+    let rendered = failure.render(text);
+    let outcome = failure.outcome();
+    let (status, error) = match failure {
+        QueryFailure::Compile(e) => {
+            let (line, column) = e.line_col(text);
+            (
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "code": format!("query_{outcome}"),
+                    "message": e.message,
+                    "hint": e.hint,
+                    "line": line,
+                    "column": column,
+                    "rendered": rendered,
+                }),
+            )
+        }
+        // 422, not 408: clients and proxies retry a 408 by themselves, which would run the
+        // same expensive query again.
+        QueryFailure::RowCap(cap) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "code": "query_row_cap",
+                "message": bulkhead_query::row_cap_message(cap),
+                "row_cap": cap,
+                "rendered": rendered,
+            }),
+        ),
+        QueryFailure::Timeout(s) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "code": "query_timeout",
+                "message": bulkhead_query::timeout_message(s),
+                "timeout_seconds": s,
+                "rendered": rendered,
+            }),
+        ),
+        // The store being down answers as everywhere else (503, try again).
+        QueryFailure::Store(e @ bulkhead_store::Error::Db(_)) => {
+            return ApiError::from(e).into_response();
+        }
+        QueryFailure::Store(e) => {
+            tracing::error!("query failed in the store: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "code": "internal",
+                    "message": "the query failed in the store; the service's log has the details",
+                }),
+            )
+        }
+    };
+    (status, Json(json!({ "error": error }))).into_response()
 }
 
 #[cfg(test)]
@@ -1151,12 +1422,190 @@ owns = [{ registry = "local", prefix = "team-b" }]
         assert_eq!((s1, &b1), (StatusCode::NOT_FOUND, &b2));
         assert_eq!(s2, StatusCode::NOT_FOUND);
 
+        // A query needs a reader token and a query; the body cannot name a tenant.
+        let q = json!({"query": "Images | count"});
+        let (s, _) = call(&router, "POST", "/v1/query", None, Some(q.clone())).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let (s, body) = call(&router, "POST", "/v1/query", Some(&reader), Some(q)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
         let (s, body) = call(&router, "POST", "/v1/query", Some(&reader), Some(json!({}))).await;
-        assert_eq!(s, StatusCode::NOT_IMPLEMENTED, "{body}");
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let tenant = json!({"query": "Images | count", "tenant": "b"});
+        let (s, body) = call(&router, "POST", "/v1/query", Some(&reader), Some(tenant)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
 
         let revoke = format!("/v1/tokens/{}", 1);
         let (s, _) = call(&router, "DELETE", &revoke, Some(&admin_b), None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "token 1 is tenant a's");
+    }
+
+    #[tokio::test]
+    async fn queries_see_the_callers_tenant_only_and_errors_point_at_the_text() {
+        let (_dir, state, router) = app().await;
+        let now = now_ms();
+        let tenant_a = state
+            .store
+            .tenant_by_name("a")
+            .await
+            .expect("store")
+            .expect("tenant a")
+            .id;
+        for (repo, digest) in [("team-a/app", "a"), ("team-a/web", "b")] {
+            state
+                .store
+                .enqueue(NewJob {
+                    tenant_id: tenant_a,
+                    registry: "local".into(),
+                    repository: repo.into(),
+                    digest: format!("sha256:{}", digest.repeat(64)),
+                    tag: Some("v1".into()),
+                    media_type: None,
+                    platform: None,
+                    reason: Reason::Push,
+                    run_at: now,
+                    now,
+                })
+                .await
+                .expect("enqueue");
+        }
+        let a = token(&state, "a", Role::Reader).await;
+        let b = token(&state, "b", Role::Reader).await;
+        let text = "Images | project Repository, Health, Tags | sort by Repository asc";
+        let (s, body) = call(
+            &router,
+            "POST",
+            "/v1/query",
+            Some(&a),
+            Some(json!({"query": text})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            body,
+            json!({
+                "columns": [
+                    {"name": "Repository", "type": "string"},
+                    {"name": "Health", "type": "string"},
+                    {"name": "Tags", "type": "dynamic"},
+                ],
+                "rows": [
+                    ["team-a/app", "pending", ["v1"]],
+                    ["team-a/web", "pending", ["v1"]],
+                ],
+                "truncated": false,
+            })
+        );
+        let (s, body) = call(
+            &router,
+            "POST",
+            "/v1/query",
+            Some(&b),
+            Some(json!({"query": text})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["rows"], json!([]), "tenant b has no images");
+
+        // A misspelt column: 400 with where, what and a suggestion.
+        let bad = "Images\n| where Helth == 'pending'";
+        let (s, body) = call(
+            &router,
+            "POST",
+            "/v1/query",
+            Some(&a),
+            Some(json!({"query": bad})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let e = &body["error"];
+        assert_eq!(e["code"], "query_semantic", "{body}");
+        assert_eq!(
+            (e["line"].clone(), e["column"].clone()),
+            (json!(2), json!(9)),
+            "{body}"
+        );
+        assert_eq!(e["hint"], "did you mean 'Health'?", "{body}");
+        assert!(
+            e["rendered"].as_str().is_some_and(
+                |r| r.contains("2 | | where Helth") && r.contains("\n  |         ^^^^^\n")
+            ),
+            "{body}"
+        );
+        let (s, body) = call(
+            &router,
+            "POST",
+            "/v1/query",
+            Some(&a),
+            Some(json!({"query": "Images |"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"]["code"], "query_syntax", "{body}");
+
+        // CSV and the table, on request.
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/query")
+            .header(header::AUTHORIZATION, format!("Bearer {a}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"query": "Images | project Repository | sort by Repository asc", "format": "csv"})
+                    .to_string(),
+            ))
+            .expect("request");
+        let resp = router.clone().oneshot(req).await.expect("infallible");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(
+            resp.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/csv"))
+        );
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        assert_eq!(&bytes[..], b"Repository\r\nteam-a/app\r\nteam-a/web\r\n");
+
+        // The row cap is an error that says how to narrow the query, not a cut result.
+        let mut config = (*state.config).clone();
+        config.query.row_cap = 1;
+        let capped = super::router(AppState {
+            config: Arc::new(config),
+            ..state.clone()
+        });
+        let (s, body) = call(
+            &capped,
+            "POST",
+            "/v1/query",
+            Some(&a),
+            Some(json!({"query": "Images"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "query_row_cap", "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            bulkhead_query::row_cap_message(1),
+            "{body}"
+        );
+        let (s, body) = call(
+            &capped,
+            "POST",
+            "/v1/query",
+            Some(&a),
+            Some(json!({"query": "Images | take 1"})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "exactly the cap is fine: {body}");
+
+        let text = state.metrics.render().expect("metrics");
+        for line in [
+            "bulkhead_queries_total{outcome=\"ok\"} 4",
+            "bulkhead_queries_total{outcome=\"semantic\"} 1",
+            "bulkhead_queries_total{outcome=\"syntax\"} 1",
+            "bulkhead_queries_total{outcome=\"row_cap\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! max_attempts = 5            # transient failures (registry 5xx/429, network) before `failed`
 //! backoff = { first_seconds = 5, max_seconds = 600 }   # doubling between attempts, capped
 //! poll_seconds = 1.0          # how often an idle worker looks for due retries
+//! reconcile_seconds = 300     # list the registries for pushes never notified; 0 = off
 //!
 //! [store]
 //! kind = "sqlite"
@@ -29,9 +30,19 @@
 //! notify_url = "https://hooks.example/bulkhead"
 //! notify_secret_env = "TEAM_A_NOTIFY_SECRET"
 //!
+//! [notifications]                         # the tenants' notify_url webhooks
+//! max_attempts = 10                         # a delivery is `failed` after this many
+//! timeout_seconds = 10                      # per attempt
+//! backoff = { first_seconds = 5, max_seconds = 600 }
+//!
+//! [query]                                   # POST /v1/query and `bulkhead query`
+//! row_cap = 10000                           # more rows than this is an error
+//! timeout_seconds = 10                      # a query running longer is stopped
+//!
 //! [scan]
 //! db = "/var/lib/bulkhead/advisories.db"    # default $BULKHEAD_HOME/db/advisories.db
 //! health_threshold = "high"
+//! rescan_poll_seconds = 5                   # how often the db file is checked for a new version
 //! parallel_layers = 3
 //! timeout_seconds = 1800
 //! [scan.sandbox]                            # the scanner's own sections, as in config.toml
@@ -107,6 +118,8 @@ pub struct ServeConfig {
     pub store: StoreConfig,
     pub registries: Vec<RegistryConfig>,
     pub tenants: Vec<TenantConfig>,
+    pub notifications: NotificationsConfig,
+    pub query: QueryConfig,
     pub scan: ScanConfig,
 }
 
@@ -119,6 +132,9 @@ pub struct ServerConfig {
     pub max_attempts: u32,
     pub backoff: Backoff,
     pub poll_seconds: f64,
+    /// How often the registries are listed for pushes whose notification was lost
+    /// (service/reconcile.rs); 0 turns it off.
+    pub reconcile_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -130,6 +146,7 @@ impl Default for ServerConfig {
             max_attempts: 5,
             backoff: Backoff::default(),
             poll_seconds: 1.0,
+            reconcile_seconds: 300,
         }
     }
 }
@@ -141,6 +158,11 @@ impl ServerConfig {
 
     pub fn poll(&self) -> Duration {
         Duration::from_secs_f64(self.poll_seconds)
+    }
+
+    /// The reconcile period; `None` when it is off.
+    pub fn reconcile(&self) -> Option<Duration> {
+        (self.reconcile_seconds > 0).then(|| Duration::from_secs(self.reconcile_seconds))
     }
 }
 
@@ -169,6 +191,61 @@ impl Backoff {
         let exp = attempts.saturating_sub(1).min(30) as i32;
         let secs = (self.first_seconds * 2f64.powi(exp)).min(self.max_seconds);
         Duration::from_secs_f64(secs.max(0.0))
+    }
+}
+
+/// How notification deliveries are sent (`[notifications]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Attempts (the first included) before a delivery is `failed`.
+    pub max_attempts: u32,
+    /// One attempt: connect, send, and the receiver's answer.
+    pub timeout_seconds: f64,
+    /// Wait between attempts, doubling, capped.
+    pub backoff: Backoff,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            // 5 s doubling to the 10 min cap: about half an hour of attempts in all.
+            max_attempts: 10,
+            timeout_seconds: 10.0,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl NotificationsConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_seconds)
+    }
+}
+
+/// Limits of the query language (`[query]`), for `POST /v1/query` and `bulkhead query`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// The most rows a query may return; a query with more is an error that says how to
+    /// narrow it (rather than a silently cut result).
+    pub row_cap: u64,
+    /// How long a query may run before the store stops it.
+    pub timeout_seconds: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            row_cap: 10_000,
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl QueryConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
     }
 }
 
@@ -250,6 +327,8 @@ pub struct ScanConfig {
     pub health_threshold: Severity,
     pub parallel_layers: usize,
     pub timeout: Duration,
+    /// How often the advisory database file is checked for a new version (rescan).
+    pub rescan_poll: Duration,
     pub sandbox: crate::sandbox::Limits,
     pub extract: ExtractLimits,
     pub layers: LayerLimits,
@@ -269,6 +348,10 @@ struct RawFile {
     registries: Vec<RawRegistry>,
     #[serde(default)]
     tenants: Vec<RawTenant>,
+    #[serde(default)]
+    notifications: NotificationsConfig,
+    #[serde(default)]
+    query: QueryConfig,
     #[serde(default)]
     scan: RawScan,
 }
@@ -324,6 +407,7 @@ struct RawScan {
     health_threshold: Severity,
     parallel_layers: usize,
     timeout_seconds: u64,
+    rescan_poll_seconds: f64,
     sandbox: crate::sandbox::Limits,
     extract: ExtractLimits,
     layers: LayerLimits,
@@ -338,6 +422,7 @@ impl Default for RawScan {
             health_threshold: Severity::High,
             parallel_layers: 3,
             timeout_seconds: 1800,
+            rescan_poll_seconds: 5.0,
             sandbox: Default::default(),
             extract: Default::default(),
             layers: Default::default(),
@@ -607,7 +692,55 @@ impl ServeConfig {
             });
         }
 
+        let n = raw.notifications;
+        if n.max_attempts == 0 {
+            return Err(err("notifications.max_attempts must be at least 1".into()));
+        }
+        if !(n.timeout_seconds.is_finite()
+            && n.timeout_seconds >= 0.1
+            && n.timeout_seconds <= 300.0)
+        {
+            return Err(err(format!(
+                "notifications.timeout_seconds = {}: must be between 0.1 and 300",
+                n.timeout_seconds
+            )));
+        }
+        let b = &n.backoff;
+        if !(b.first_seconds.is_finite()
+            && b.max_seconds.is_finite()
+            && b.first_seconds >= 0.0
+            && b.max_seconds >= b.first_seconds)
+        {
+            return Err(err(format!(
+                "notifications.backoff: first_seconds ({}) and max_seconds ({}) must be finite, 0 ≤ first ≤ max",
+                b.first_seconds, b.max_seconds
+            )));
+        }
+
+        let query = raw.query;
+        if query.row_cap == 0 || query.row_cap > 1_000_000 {
+            return Err(err(format!(
+                "query.row_cap = {}: must be between 1 and 1000000",
+                query.row_cap
+            )));
+        }
+        if query.timeout_seconds == 0 || query.timeout_seconds > 3600 {
+            return Err(err(format!(
+                "query.timeout_seconds = {}: must be between 1 and 3600",
+                query.timeout_seconds
+            )));
+        }
+
         let s = raw.scan;
+        if !(s.rescan_poll_seconds.is_finite()
+            && s.rescan_poll_seconds >= 0.1
+            && s.rescan_poll_seconds <= 3600.0)
+        {
+            return Err(err(format!(
+                "scan.rescan_poll_seconds = {}: must be between 0.1 and 3600",
+                s.rescan_poll_seconds
+            )));
+        }
         if s.parallel_layers == 0 || s.parallel_layers > 64 {
             return Err(err(format!(
                 "scan.parallel_layers = {}: must be between 1 and 64",
@@ -622,6 +755,7 @@ impl ServeConfig {
             health_threshold: s.health_threshold,
             parallel_layers: s.parallel_layers,
             timeout: Duration::from_secs(s.timeout_seconds),
+            rescan_poll: Duration::from_secs_f64(s.rescan_poll_seconds),
             sandbox: s.sandbox,
             extract: s.extract,
             layers: s.layers,
@@ -637,6 +771,8 @@ impl ServeConfig {
             store,
             registries,
             tenants,
+            notifications: n,
+            query,
             scan,
         })
     }
@@ -876,6 +1012,64 @@ time_ms = 5000
         let e = load_secret("k", None, Some(dir.path().join("missing")), &env)
             .expect_err("missing file");
         assert!(e.contains("k_file") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn query_limits_are_read_and_checked() {
+        let sqlite = "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        let c = parse(sqlite).expect("valid");
+        assert_eq!(c.query.row_cap, 10_000);
+        assert_eq!(c.query.timeout(), Duration::from_secs(10));
+        let c = parse(&format!(
+            "{sqlite}[query]\nrow_cap = 50\ntimeout_seconds = 2\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.query.row_cap, 50);
+        assert_eq!(c.query.timeout(), Duration::from_secs(2));
+        let e = error_of(&format!("{sqlite}[query]\nrow_cap = 0\n"));
+        assert!(e.contains("query.row_cap"), "{e}");
+        let e = error_of(&format!("{sqlite}[query]\ntimeout_seconds = 0\n"));
+        assert!(e.contains("query.timeout_seconds"), "{e}");
+        let e = error_of(&format!("{sqlite}[query]\nrows = 5\n"));
+        assert!(e.contains("rows"), "{e}");
+    }
+
+    #[test]
+    fn notifications_and_rescan_keys_are_read_and_checked() {
+        let sqlite = "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        let c = parse(sqlite).expect("valid");
+        assert_eq!(c.notifications, NotificationsConfig::default());
+        assert_eq!(c.scan.rescan_poll, Duration::from_secs(5));
+        let c = parse(&format!(
+            "{sqlite}[notifications]\nmax_attempts = 3\ntimeout_seconds = 2.5\n\
+             backoff = {{ first_seconds = 1, max_seconds = 4 }}\n[scan]\nrescan_poll_seconds = 0.5\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.notifications.max_attempts, 3);
+        assert_eq!(c.notifications.timeout(), Duration::from_millis(2500));
+        assert_eq!(c.notifications.backoff.delay(3), Duration::from_secs(4));
+        assert_eq!(c.scan.rescan_poll, Duration::from_millis(500));
+        let e = error_of(&format!("{sqlite}[notifications]\nmax_attempts = 0\n"));
+        assert!(e.contains("notifications.max_attempts"), "{e}");
+        let e = error_of(&format!("{sqlite}[notifications]\ntimeout_seconds = 0\n"));
+        assert!(e.contains("notifications.timeout_seconds"), "{e}");
+        let e = error_of(&format!("{sqlite}[notifications]\nretries = 3\n"));
+        assert!(e.contains("retries"), "{e}");
+        let e = error_of(&format!("{sqlite}[scan]\nrescan_poll_seconds = -1\n"));
+        assert!(e.contains("scan.rescan_poll_seconds"), "{e}");
+    }
+
+    #[test]
+    fn reconcile_is_on_by_default_and_0_turns_it_off() {
+        let sqlite = "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        let c = parse(sqlite).expect("valid");
+        assert_eq!(c.server.reconcile(), Some(Duration::from_secs(300)));
+        let c = parse(&format!("[server]\nreconcile_seconds = 0\n{sqlite}")).expect("valid");
+        assert_eq!(c.server.reconcile(), None);
+        let c = parse(&format!("[server]\nreconcile_seconds = 7\n{sqlite}")).expect("valid");
+        assert_eq!(c.server.reconcile(), Some(Duration::from_secs(7)));
+        let e = error_of(&format!("[server]\nreconcile_seconds = -1\n{sqlite}"));
+        assert!(e.contains("reconcile_seconds"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct Metrics {
     jobs_ready: Gauge,
     images: Family<Labels1, Gauge>,
     deliveries: Family<Labels1, Gauge>,
+    delivery_attempts: Family<Labels1, Counter>,
+    rescans: Family<Labels1, Counter>,
+    rescanned_images: Family<Labels1, Counter>,
+    queries: Family<Labels1, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -50,7 +54,7 @@ impl Metrics {
         let scans = Family::<Labels1, Counter>::default();
         registry.register(
             "bulkhead_scans",
-            "Scan jobs finished by this process, by outcome (done, reused, retried, failed, unsupported, lease_lost, abandoned)",
+            "Scan jobs finished by this process, by outcome (done, retried, failed, unsupported, lease_lost, abandoned)",
             scans.clone(),
         );
         // 0.25 s … ~34 min: a cached layer scan takes well under a second, a cold 1 GB
@@ -85,6 +89,30 @@ impl Metrics {
             "Notification deliveries in the store, by state",
             deliveries.clone(),
         );
+        let delivery_attempts = Family::<Labels1, Counter>::default();
+        registry.register(
+            "bulkhead_delivery_attempts",
+            "Notification attempts made by this process, by result (delivered, retried, failed)",
+            delivery_attempts.clone(),
+        );
+        let rescans = Family::<Labels1, Counter>::default();
+        registry.register(
+            "bulkhead_rescans",
+            "Passes over the stored reports after the advisory database changed, by outcome (done, failed)",
+            rescans.clone(),
+        );
+        let rescanned_images = Family::<Labels1, Counter>::default();
+        registry.register(
+            "bulkhead_rescanned_images",
+            "Stored reports examined by rescans, by result (changed: health or new critical/high findings, unchanged, current: already matched against this database, failed)",
+            rescanned_images.clone(),
+        );
+        let queries = Family::<Labels1, Counter>::default();
+        registry.register(
+            "bulkhead_queries",
+            "Query-language requests (POST /v1/query), by outcome (ok, bad_request, syntax, semantic, limit, row_cap, timeout, error)",
+            queries.clone(),
+        );
         Metrics {
             registry,
             webhook_events,
@@ -94,7 +122,35 @@ impl Metrics {
             jobs_ready,
             images,
             deliveries,
+            delivery_attempts,
+            rescans,
+            rescanned_images,
+            queries,
         }
+    }
+
+    /// One `POST /v1/query` and how it ended.
+    pub fn query_outcome(&self, outcome: &'static str) {
+        self.queries.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// One attempt to deliver a notification and what came of it.
+    pub fn delivery_attempt(&self, result: &'static str) {
+        self.delivery_attempts
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    /// A rescan pass ended.
+    pub fn rescan(&self, outcome: &'static str) {
+        self.rescans.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// One stored report examined by a rescan.
+    pub fn rescanned_image(&self, result: &'static str) {
+        self.rescanned_images
+            .get_or_create(&[("result", result)])
+            .inc();
     }
 
     /// One webhook event (or a whole envelope, kind `envelope`) and what came of it.

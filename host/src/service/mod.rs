@@ -7,6 +7,9 @@
 //! | registry notifications in, jobs out | [`webhook`] |
 //! | asking a registry what a tag or digest is | [`registry`] |
 //! | claim, scan, record | [`worker`] |
+//! | problem notifications to the tenants' webhooks | [`notify`] |
+//! | matching stored inventories again when the advisory database changes | [`rescan`] |
+//! | listing the registries for pushes whose notification was lost | [`reconcile`] |
 //! | the REST API, auth, OpenAPI | [`api`] |
 //! | Prometheus metrics | [`metrics`] |
 //!
@@ -16,7 +19,10 @@
 pub mod api;
 pub mod config;
 pub mod metrics;
+pub mod notify;
+pub mod reconcile;
 pub mod registry;
+pub mod rescan;
 pub mod webhook;
 pub mod worker;
 
@@ -165,6 +171,14 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     sync_tenants(&store, &config)
         .await
         .context("cannot write the configured tenants to the store")?;
+    for t in &config.tenants {
+        if t.notify.as_ref().is_some_and(|n| n.secret.is_none()) {
+            tracing::warn!(
+                "tenant {} has a notify_url but no notify_secret: its notifications are sent unsigned",
+                t.name
+            );
+        }
+    }
     for r in &config.registries {
         if r.webhook_secret.is_none() {
             tracing::warn!(
@@ -209,20 +223,21 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
             db_path.display()
         );
     }
+    let assess = Arc::new(crate::assess::AssessOptions {
+        db: db_path.clone(),
+        policy: crate::assess::Policy {
+            health_threshold: config.scan.health_threshold,
+            ..Default::default()
+        },
+        require_db: true,
+    });
     let options = ScanOptions {
         resolve: Default::default(),
         extract: config.scan.extract.clone(),
         layers: config.scan.layers.clone(),
         cache: Some(cache),
         parallel_layers: config.scan.parallel_layers,
-        assess: Some(Arc::new(crate::assess::AssessOptions {
-            db: db_path.clone(),
-            policy: crate::assess::Policy {
-                health_threshold: config.scan.health_threshold,
-                ..Default::default()
-            },
-            require_db: true,
-        })),
+        assess: Some(assess.clone()),
     };
 
     let config = Arc::new(config);
@@ -239,8 +254,30 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
         }),
         metrics: metrics.clone(),
         wake: wake.clone(),
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
         grace: SHUTDOWN_GRACE,
+    };
+    // Notifications and rescans share the workers' store, metrics and shutdown signal;
+    // the rescan matches with the workers' database and policy.
+    let notifier = notify::Notifier {
+        store: store.clone(),
+        config: config.notifications.clone(),
+        poll: config.server.poll(),
+        metrics: metrics.clone(),
+        shutdown: stop_rx.clone(),
+    };
+    let rescanner = rescan::Rescanner {
+        store: store.clone(),
+        options: assess,
+        metrics: metrics.clone(),
+        poll: config.scan.rescan_poll,
+        shutdown: stop_rx.clone(),
+    };
+    let reconciler = reconcile::Reconciler {
+        store: store.clone(),
+        config: config.clone(),
+        wake: wake.clone(),
+        shutdown: stop_rx,
     };
     let state = api::AppState {
         store,
@@ -256,7 +293,10 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;
-    let handles = workers.spawn(config.server.workers);
+    let mut handles = workers.spawn(config.server.workers);
+    handles.push(notifier.spawn()?);
+    handles.push(rescanner.spawn());
+    handles.extend(reconciler.spawn());
     // On stderr whatever the log level: scripts and tests started with port 0 read the
     // address from this line.
     eprintln!("bulkhead serve: listening on http://{addr}");
@@ -268,7 +308,8 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     server.await.context("the HTTP server failed")?;
-    // The workers saw the signal too: they finish (or give back) their jobs.
+    // The workers saw the signal too: they finish (or give back) their jobs; the notifier
+    // ends its attempts in flight, the rescan stops between batches.
     for h in handles {
         let _ = h.await;
     }

@@ -19,6 +19,9 @@
 //! owner of the repository (longest prefix, in the store); a push nobody owns is
 //! acknowledged and ignored, so the registry does not retry it forever.
 //!
+//! A push of a manifest that already has a result (a re-push, another tag, the index of
+//! platform manifests pushed just before it) records the tag and creates no job.
+//!
 //! The answer is 2xx only once every job is committed to the store; a store error is a 503,
 //! and the registry sends the envelope again (Distribution retries forever, in order).
 
@@ -28,7 +31,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bulkhead_store::{Enqueued, NewJob, Reason, now_ms};
+use bulkhead_store::{Enqueued, NewJob, Pushed, Reason, now_ms};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -437,6 +440,8 @@ pub struct WebhookQuery {
 struct Summary {
     enqueued: usize,
     coalesced: usize,
+    /// Manifests that already have a result: their tag was recorded, nothing enqueued.
+    already_scanned: usize,
     ignored: usize,
     unowned: usize,
     jobs: Vec<i64>,
@@ -563,7 +568,7 @@ pub async fn receive(
             Err(e) => return store_failed(&state, kind, e),
         };
         let now = now_ms();
-        let mut any_new = false;
+        let (mut any_new, mut any_coalesced) = (false, false);
         for (t, platform) in targets.into_iter().zip(platforms) {
             let job = NewJob {
                 tenant_id: tenant,
@@ -577,20 +582,33 @@ pub async fn receive(
                 run_at: now,
                 now,
             };
-            match state.store.enqueue(job).await {
-                Ok(Enqueued::New(id)) => {
+            // A push of a digest that already has a result only adds the tag: no pull, no
+            // scan, no job (a manual scan is the way to scan it again).
+            match state.store.enqueue_if_unscanned(job).await {
+                Ok(Pushed::Job(Enqueued::New(id))) => {
                     any_new = true;
                     summary.enqueued += 1;
                     summary.jobs.push(id);
                 }
-                Ok(Enqueued::Coalesced(id)) => {
+                Ok(Pushed::Job(Enqueued::Coalesced(id))) => {
+                    any_coalesced = true;
                     summary.coalesced += 1;
                     summary.jobs.push(id);
                 }
+                Ok(Pushed::AlreadyScanned { .. }) => summary.already_scanned += 1,
                 Err(e) => return store_failed(&state, kind, e),
             }
         }
-        metrics.webhook_event(kind, if any_new { "enqueued" } else { "coalesced" });
+        metrics.webhook_event(
+            kind,
+            if any_new {
+                "enqueued"
+            } else if any_coalesced {
+                "coalesced"
+            } else {
+                "already_scanned"
+            },
+        );
     }
     if summary.enqueued > 0 {
         state.wake.notify_waiters();

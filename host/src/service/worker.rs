@@ -13,14 +13,14 @@
 //!   `max_attempts`; permanent ones (manifest unknown, refused credentials, a hostile image)
 //!   fail at once; media types we do not scan (Helm charts, attestations, schema 1) make
 //!   the image `unsupported`.
-//! * A job pushed again after its image was scanned (a re-push of the same digest; an index
-//!   whose platform manifests were pushed, and scanned, just before it) reuses the stored
-//!   report instead of pulling and analysing the image again. Manual scans always scan.
+//! * Every claimed job scans: a push of an image that already has a result never becomes a
+//!   job (the webhook and the reconcile enqueue with `Store::enqueue_if_unscanned`, which
+//!   records the tag instead), and a manual scan is meant to scan again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead_store::{Error as StoreError, Health, Job, Reason, ScanResult, Store, now_ms};
+use bulkhead_store::{Error as StoreError, Job, ScanResult, Store, now_ms};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServeConfig;
@@ -167,9 +167,6 @@ impl Workers {
             self.finish_failed(&job, &token, &message, false).await;
             return;
         }
-        if job.reason == Reason::Push && self.reuse(&job, &token).await {
-            return;
-        }
         let Some(registry) = self.config.registry(&job.registry) else {
             let message = format!(
                 "registry {:?} is not in the configuration ({}) any more",
@@ -300,42 +297,6 @@ impl Workers {
                 self.complete(&job, &token, json, "done").await;
             }
         }
-    }
-
-    /// A push of an image that was already scanned: record the stored result again (the
-    /// tag was added when the job was enqueued) instead of scanning. True when handled.
-    async fn reuse(&self, job: &Job, token: &str) -> bool {
-        let Some(image_id) = job.image_id else {
-            return false;
-        };
-        let image = match self.store.image(job.tenant_id, image_id).await {
-            Ok(Some(i)) => i,
-            _ => return false,
-        };
-        if image.scanned_at.is_some() {
-            if let Ok(Some(report)) = self.store.image_report(job.tenant_id, image_id).await {
-                tracing::info!(
-                    job = job.id,
-                    image = image_id,
-                    "already scanned: reusing its report"
-                );
-                self.complete(job, token, report, "reused").await;
-                return true;
-            }
-            return false;
-        }
-        if image.health == Health::Unsupported {
-            let m = image
-                .last_error
-                .unwrap_or_else(|| "not an image we scan".into());
-            if let Err(e) = self.store.fail(job.id, token, &m, true, now_ms()).await {
-                self.store_error(job, e);
-            } else {
-                self.metrics.scan_outcome("reused");
-            }
-            return true;
-        }
-        false
     }
 
     /// Record a report; a store that is briefly unavailable is tried again, since the scan

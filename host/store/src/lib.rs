@@ -277,6 +277,18 @@ impl Enqueued {
     }
 }
 
+/// What [`Store::enqueue_if_unscanned`] did. A type of its own rather than a third
+/// [`Enqueued`] variant: only pushes (webhook, reconcile) ask for it, and a manual scan,
+/// which always enqueues, should not have to handle a case it cannot get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// The image had no result yet: a job was enqueued, or an active one joined.
+    Job(Enqueued),
+    /// The image already has a successful assessment, or is `unsupported`: the tag was
+    /// recorded and no job exists for this push.
+    AlreadyScanned { image_id: i64 },
+}
+
 /// A job, as a worker claims it and the API shows it (`Scans`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Job {
@@ -330,7 +342,7 @@ pub struct Completed {
     pub previous_health: Option<Health>,
     pub health: Health,
     /// Critical/high findings that the previous assessment did not have (by vulnerability
-    /// id and package). Empty on the first assessment: nothing to compare with.
+    /// id and package); on the first assessment, all of them.
     pub new_problem_findings: Vec<NewFinding>,
     /// Whether a `health_events` row was appended.
     pub health_event: bool,
@@ -580,6 +592,19 @@ pub struct TenantSummary {
 }
 
 // ---------------------------------------------------------------------------------------
+// Query language results.
+
+/// What [`Store::run_query`] returns: the compiled query's columns (name and language
+/// type) and its rows, each value in its JSON form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryRows {
+    pub columns: Vec<bulkhead_query::OutputColumn>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// The query has more rows than its row cap; `rows` holds the first `row_cap`.
+    pub truncated: bool,
+}
+
+// ---------------------------------------------------------------------------------------
 // The store.
 
 /// The store: cheap to clone (shares its connections).
@@ -613,6 +638,71 @@ impl Store {
     /// The schema version in the database (the latest migration applied).
     pub async fn schema_version(&self) -> Result<i64> {
         schema::version(&self.db).await
+    }
+
+    /// The query language's dialect for this store (what [`bulkhead_query::compile`] needs).
+    pub fn query_dialect(&self) -> bulkhead_query::Dialect {
+        match self.db.dialect() {
+            Dialect::Sqlite => bulkhead_query::Dialect::Sqlite,
+            Dialect::Postgres => bulkhead_query::Dialect::Postgres,
+        }
+    }
+
+    /// Runs a query compiled for `tenant` ([`bulkhead_query::compile`] with this store's
+    /// [`Store::query_dialect`]) through [`Store::query`]: at most the query's `row_cap`
+    /// rows (`truncated` says there were more), stopped after `timeout`
+    /// ([`Error::Timeout`]). Values come back in their JSON form for the compiler's column
+    /// types ([`bulkhead_query::to_json`]).
+    ///
+    /// The compiler scopes every table to the tenant bound as `$1`; a query whose `$1` is
+    /// not `tenant` is refused here, so a caller cannot run one compiled for someone else.
+    pub async fn run_query(
+        &self,
+        tenant: TenantId,
+        q: &bulkhead_query::CompiledQuery,
+        timeout: Duration,
+    ) -> Result<QueryRows> {
+        if q.params.first() != Some(&bulkhead_query::Param::Int(tenant.0)) {
+            return Err(Error::Invalid(
+                "the query was not compiled for this tenant ($1 must be the tenant id)".into(),
+            ));
+        }
+        let params: Vec<Value> = q.params.iter().map(Value::from).collect();
+        let limits = QueryLimits {
+            max_rows: usize::try_from(q.row_cap).unwrap_or(usize::MAX),
+            timeout,
+        };
+        let result = self.query(&q.sql, &params, limits).await?;
+        if result.columns.len() != q.columns.len() {
+            return Err(Error::Query(format!(
+                "the statement returned {} columns where the query has {}",
+                result.columns.len(),
+                q.columns.len()
+            )));
+        }
+        let rows = result
+            .rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .zip(&q.columns)
+                    .map(|(v, col)| {
+                        let v = match v {
+                            Value::Null => bulkhead_query::SqlValue::Null,
+                            Value::Int(i) => bulkhead_query::SqlValue::Int(i),
+                            Value::Real(r) => bulkhead_query::SqlValue::Real(r),
+                            Value::Text(t) => bulkhead_query::SqlValue::Text(t),
+                        };
+                        bulkhead_query::to_json(col.ty, v)
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(QueryRows {
+            columns: q.columns.clone(),
+            rows,
+            truncated: result.truncated,
+        })
     }
 
     /// Runs a read-only statement (the query language's compiled SQL, `$1…` parameters):
@@ -747,8 +837,27 @@ impl Store {
     /// repository, digest). In the same transaction the image row is created
     /// (`pending`) or its tags extended.
     pub async fn enqueue(&self, job: NewJob) -> Result<Enqueued> {
+        let pushed = self
+            .db
+            .write(move |tx| Box::pin(queue::enqueue(tx, job, false)))
+            .await?;
+        match pushed {
+            Pushed::Job(e) => Ok(e),
+            // Only asked for with `if_unscanned`.
+            Pushed::AlreadyScanned { image_id } => Err(Error::Db(format!(
+                "enqueue: image {image_id} reported as scanned without being asked"
+            ))),
+        }
+    }
+
+    /// [`Store::enqueue`] for a push (a registry notification, a reconcile): when the image
+    /// (tenant, registry, repository, digest) already has a successful assessment, or is
+    /// `unsupported`, only the tag is recorded and no job is created, so a re-push of a
+    /// known digest neither pulls nor scans it again. The check and the enqueue are one
+    /// transaction; a job that completes concurrently is seen (the enqueue is undone).
+    pub async fn enqueue_if_unscanned(&self, job: NewJob) -> Result<Pushed> {
         self.db
-            .write(move |tx| Box::pin(queue::enqueue(tx, job)))
+            .write(move |tx| Box::pin(queue::enqueue(tx, job, true)))
             .await
     }
 

@@ -5,7 +5,7 @@
 //! enqueues, claims and completions cannot deadlock.
 
 use crate::sql::{Dialect, Row, Tx, Value};
-use crate::{Enqueued, Error, Health, Job, NewJob, Result, TenantId};
+use crate::{Enqueued, Error, Health, Job, NewJob, Pushed, Result, TenantId};
 
 /// At most this many tags are remembered per image (the newest): a registry client pushing
 /// the same digest under endless tags must not grow a row without bound.
@@ -40,7 +40,9 @@ pub(crate) fn job_from_row(r: &Row) -> Result<Job> {
     })
 }
 
-pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob) -> Result<Enqueued> {
+/// Enqueues `job` (see [`crate::Store::enqueue`]); with `if_unscanned`, an image that
+/// already has a result only gets the tag ([`crate::Store::enqueue_if_unscanned`]).
+pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob, if_unscanned: bool) -> Result<Pushed> {
     for (what, v) in [
         ("registry", &job.registry),
         ("repository", &job.repository),
@@ -56,6 +58,24 @@ pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob) -> Result<Enqueued> {
         (&job.repository).into(),
         (&job.digest).into(),
     ];
+    if if_unscanned {
+        // The common re-push: answered without inserting (and then deleting) a job. It only
+        // reads the image row, so the job-then-image lock order is kept.
+        let scanned = tx
+            .query_opt(
+                &format!(
+                    "SELECT id FROM images WHERE tenant_id = $1 AND registry = $2 \
+                     AND repository = $3 AND digest = $4 AND {SCANNED}"
+                ),
+                &key,
+            )
+            .await?;
+        if scanned.is_some() {
+            let (image_id, _) = upsert_image(tx, &job, &key).await?;
+            return Ok(Pushed::AlreadyScanned { image_id });
+        }
+    }
+
     // Insert, or find the active job that made the insert a no-op. The active job can
     // finish between the two statements (PostgreSQL, READ COMMITTED): then insert again.
     let mut outcome = None;
@@ -102,8 +122,35 @@ pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob) -> Result<Enqueued> {
         ))
     })?;
 
-    // The image row: created pending, or its tags extended. On PostgreSQL the upsert locks
-    // the row, so the read-modify-write of `tags` below cannot lose a concurrent tag.
+    let (image_id, scanned) = upsert_image(tx, &job, &key).await?;
+    if if_unscanned && scanned {
+        // A job of this image completed between the check above and now (PostgreSQL: the
+        // image upsert waited for its transaction, and this statement's snapshot sees its
+        // result). The job inserted here was never visible to anyone: take it back.
+        if let Enqueued::New(id) = outcome {
+            tx.execute("DELETE FROM jobs WHERE id = $1", &[id.into()])
+                .await?;
+        }
+        return Ok(Pushed::AlreadyScanned { image_id });
+    }
+    if let Enqueued::New(id) = outcome {
+        tx.execute(
+            "UPDATE jobs SET image_id = $1 WHERE id = $2",
+            &[image_id.into(), id.into()],
+        )
+        .await?;
+    }
+    Ok(Pushed::Job(outcome))
+}
+
+/// SQL condition on `images`: a result exists, so a push need not scan it again.
+const SCANNED: &str = "(report IS NOT NULL OR health = 'unsupported')";
+
+/// The image row of `key`: created pending, or its tags extended with `job.tag`. Returns its
+/// id and whether it has a result ([`SCANNED`]), read after the upsert.
+async fn upsert_image(tx: &mut dyn Tx, job: &NewJob, key: &[Value; 4]) -> Result<(i64, bool)> {
+    // On PostgreSQL the upsert locks the row, so the read-modify-write of `tags` below
+    // cannot lose a concurrent tag.
     let mut params = key.to_vec();
     params.extend([job.platform.clone().into(), job.now.into()]);
     tx.execute(
@@ -117,12 +164,15 @@ pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob) -> Result<Enqueued> {
     .await?;
     let image = tx
         .query_one(
-            "SELECT id, tags FROM images WHERE tenant_id = $1 AND registry = $2 \
-             AND repository = $3 AND digest = $4",
-            &key,
+            &format!(
+                "SELECT id, tags, CASE WHEN {SCANNED} THEN 1 ELSE 0 END FROM images \
+                 WHERE tenant_id = $1 AND registry = $2 AND repository = $3 AND digest = $4"
+            ),
+            key,
         )
         .await?;
     let image_id = image.int(0)?;
+    let scanned = image.int(2)? != 0;
     if let Some(tag) = &job.tag {
         // A corrupt tags value is replaced rather than blocking every future push.
         let mut tags: Vec<String> = serde_json::from_str(&image.text(1)?).unwrap_or_default();
@@ -140,14 +190,7 @@ pub(crate) async fn enqueue(tx: &mut dyn Tx, job: NewJob) -> Result<Enqueued> {
             .await?;
         }
     }
-    if let Enqueued::New(id) = outcome {
-        tx.execute(
-            "UPDATE jobs SET image_id = $1 WHERE id = $2",
-            &[image_id.into(), id.into()],
-        )
-        .await?;
-    }
-    Ok(outcome)
+    Ok((image_id, scanned))
 }
 
 pub(crate) async fn claim(

@@ -129,12 +129,15 @@ async fn record(
     {
         first_seen.insert((row.text(0)?, row.text(1)?), row.int(2)?);
     }
+    // Critical and high findings this image did not have before: on a first assessment,
+    // all of them (the notification of a new unhealthy image lists what makes it so).
     let mut new_problem_findings = Vec::new();
-    if previous_report.is_some() {
+    {
         let mut seen = HashSet::new();
         for f in &report.findings {
             let key = (f.id.clone(), f.package.clone());
-            if f.severity >= Severity::High && !first_seen.contains_key(&key) && seen.insert(key) {
+            let new = previous_report.is_none() || !first_seen.contains_key(&key);
+            if f.severity >= Severity::High && new && seen.insert(key) {
                 new_problem_findings.push(NewFinding {
                     id: f.id.clone(),
                     package: f.package.clone(),
@@ -320,12 +323,16 @@ async fn record(
         .await?;
     }
 
-    // Notify problems only: the image became unhealthy, or a scanned-before image has a
-    // new critical/high finding.
+    // Notify problems only: the image became unhealthy, or an unhealthy image that was
+    // scanned before has a new critical/high finding. Nothing for a healthy image, even
+    // with a high finding under a `critical` health threshold.
     let became_unhealthy =
         health == Health::Unhealthy && previous_health != Some(Health::Unhealthy);
+    let worse = health == Health::Unhealthy
+        && previous_report.is_some()
+        && !new_problem_findings.is_empty();
     let mut notified = false;
-    if (became_unhealthy || !new_problem_findings.is_empty())
+    if (became_unhealthy || worse)
         && let Some(target) = tx
             .query_opt(
                 "SELECT url FROM notification_targets WHERE tenant_id = $1",

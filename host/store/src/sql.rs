@@ -78,6 +78,19 @@ impl From<&String> for Value {
         Value::Text(v.clone())
     }
 }
+/// A compiled query's parameter. Booleans become 0/1: SQLite has no other form, and on
+/// PostgreSQL the compiler casts the placeholder (`$2::BOOLEAN`), to which an integer
+/// binds as a bool.
+impl From<&bulkhead_query::Param> for Value {
+    fn from(p: &bulkhead_query::Param) -> Value {
+        match p {
+            bulkhead_query::Param::Int(v) => Value::Int(*v),
+            bulkhead_query::Param::Real(v) => Value::Real(*v),
+            bulkhead_query::Param::Text(v) => Value::Text(v.clone()),
+            bulkhead_query::Param::Bool(v) => Value::Int(i64::from(*v)),
+        }
+    }
+}
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Value {
         v.map_or(Value::Null, Into::into)
@@ -409,12 +422,41 @@ impl SqliteDb {
                 _ => Authorization::Deny,
             }))
             .map_err(err)?;
+        register_regexp(&query).map_err(err)?;
         Ok(SqliteDb {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader()?),
             query: Mutex::new(query),
         })
     }
+}
+
+/// `regexp(pattern, text)`, which the query language's SQL calls on SQLite for `has` and
+/// `matches regex` (SQLite has no regular expressions of its own). Backed by the
+/// compiler's [`bulkhead_query::QueryRegex`]: the same engine and size limits that checked
+/// the pattern at compile time, and linear-time matching, so a pattern cannot make a query
+/// run away. The compiled pattern is kept as SQLite auxiliary data, i.e. built once per
+/// statement rather than once per row. Null (or non-text) text never matches.
+fn register_regexp(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re = ctx.get_or_create_aux(0, |pattern| -> std::result::Result<_, String> {
+                let pattern = pattern
+                    .as_str()
+                    .map_err(|e| format!("regexp: the pattern is not text: {e}"))?;
+                bulkhead_query::QueryRegex::new(pattern)
+                    .map_err(|e| format!("regexp: invalid pattern: {e}"))
+            })?;
+            Ok(match ctx.get_raw(1) {
+                ValueRef::Text(t) => std::str::from_utf8(t).is_ok_and(|t| re.is_match(t)),
+                _ => false,
+            })
+        },
+    )
 }
 
 fn sqlite_error(e: rusqlite::Error, sql: &str) -> Error {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bulkhead_store::schema::SCHEMA_VERSION;
 use bulkhead_store::{
-    Completed, Enqueued, Error, FindingFilter, Health, ImageFilter, JobState, NewJob, Page,
+    Completed, Enqueued, Error, FindingFilter, Health, ImageFilter, JobState, NewJob, Page, Pushed,
     QueryLimits, Reason, Role, ScanFilter, ScanResult, Severity, Store, StoreConfig, TenantId,
     TenantSpec, Value,
 };
@@ -87,6 +87,7 @@ macro_rules! both {
 both!(
     migrations,
     coalescing,
+    pushes_of_scanned_images,
     claim_race,
     lease_expiry,
     retry_and_fail,
@@ -492,6 +493,262 @@ async fn coalescing(env: Env) {
     }
 }
 
+/// `enqueue_if_unscanned` (the webhook's and the reconcile's enqueue): a push of an image
+/// that has a result records the tag and creates no job; one that has none is enqueued or
+/// joins the active job, exactly like `enqueue`.
+async fn pushes_of_scanned_images(env: Env) {
+    let store = &env.store;
+    let [t] = tenants(store, &[("a", "", false)]).await[..] else {
+        unreachable!()
+    };
+    let jobs = |state: &'static str| {
+        let store = store.clone();
+        async move {
+            count(
+                &store,
+                "SELECT COUNT(*) FROM jobs WHERE state = $1",
+                &[state.into()],
+            )
+            .await
+        }
+    };
+    let tags = |image_id: i64| {
+        let store = store.clone();
+        async move {
+            let image = store
+                .image(t, image_id)
+                .await
+                .expect("read")
+                .expect("image");
+            image.tags.into_iter().collect::<BTreeSet<String>>()
+        }
+    };
+    let set = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+
+    // Never seen: a job; pushed again meanwhile: the same job.
+    let first = store
+        .enqueue_if_unscanned(new_job(t, "app", "sha256:aa", Some("v1"), T0))
+        .await
+        .expect("enqueue");
+    let Pushed::Job(Enqueued::New(id)) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        store
+            .enqueue_if_unscanned(new_job(t, "app", "sha256:aa", Some("v2"), T0))
+            .await
+            .expect("enqueue"),
+        Pushed::Job(Enqueued::Coalesced(id))
+    );
+    let job = store
+        .claim("w", LEASE, T0)
+        .await
+        .expect("claim")
+        .expect("job");
+    let image_id = job.image_id.expect("image");
+    store
+        .complete(
+            id,
+            job.lease_token.as_deref().expect("token"),
+            &ScanResult {
+                report_json: report().to_string(),
+                now: T0 + 1,
+            },
+        )
+        .await
+        .expect("complete");
+
+    // Scanned: the tag is recorded, no job.
+    assert_eq!(
+        store
+            .enqueue_if_unscanned(new_job(t, "app", "sha256:aa", Some("v3"), T0 + 2))
+            .await
+            .expect("enqueue"),
+        Pushed::AlreadyScanned { image_id }
+    );
+    assert_eq!(count(store, "SELECT COUNT(*) FROM jobs", &[]).await, 1);
+    assert_eq!(tags(image_id).await, set(&["v1", "v2", "v3"]));
+    // The same digest in another repository is another image: scanned on its own.
+    assert!(matches!(
+        store
+            .enqueue_if_unscanned(new_job(t, "app2", "sha256:aa", Some("v1"), T0 + 2))
+            .await
+            .expect("enqueue"),
+        Pushed::Job(Enqueued::New(_))
+    ));
+    // A manual scan always enqueues; a push meanwhile does not join it (the image has a
+    // result already), it only records its tag.
+    let manual = store
+        .enqueue(NewJob {
+            reason: Reason::Manual,
+            ..new_job(t, "app", "sha256:aa", None, T0 + 3)
+        })
+        .await
+        .expect("enqueue");
+    assert!(matches!(manual, Enqueued::New(n) if n != id), "{manual:?}");
+    assert_eq!(
+        store
+            .enqueue_if_unscanned(new_job(t, "app", "sha256:aa", Some("v4"), T0 + 4))
+            .await
+            .expect("enqueue"),
+        Pushed::AlreadyScanned { image_id }
+    );
+    assert_eq!(tags(image_id).await, set(&["v1", "v2", "v3", "v4"]));
+    assert_eq!(jobs("queued").await, 2, "the manual job and app2's");
+
+    // Unsupported (a Helm chart): as good as scanned. Failed: pushed again, scanned again.
+    for (digest, unsupported) in [("sha256:cc", true), ("sha256:dd", false)] {
+        let Pushed::Job(Enqueued::New(jid)) = store
+            .enqueue_if_unscanned(new_job(t, "chart", digest, Some("1.0"), T0))
+            .await
+            .expect("enqueue")
+        else {
+            panic!("{digest}: a new job expected");
+        };
+        // Claim exactly this job: others are queued too.
+        let mut claimed = Vec::new();
+        let job = loop {
+            let j = store
+                .claim("w", LEASE, T0 + 10)
+                .await
+                .expect("claim")
+                .expect("a queued job");
+            if j.id == jid {
+                break j;
+            }
+            claimed.push(j);
+        };
+        store
+            .fail(
+                jid,
+                job.lease_token.as_deref().expect("token"),
+                "not an image",
+                unsupported,
+                T0 + 11,
+            )
+            .await
+            .expect("fail");
+        for j in claimed {
+            store
+                .retry(
+                    j.id,
+                    j.lease_token.as_deref().expect("token"),
+                    "put back",
+                    T0,
+                    T0,
+                )
+                .await
+                .expect("retry");
+        }
+        let again = store
+            .enqueue_if_unscanned(new_job(t, "chart", digest, Some("1.1"), T0 + 12))
+            .await
+            .expect("enqueue");
+        let chart = store
+            .image(t, job.image_id.expect("image"))
+            .await
+            .expect("read")
+            .expect("image");
+        if unsupported {
+            assert_eq!(chart.health, Health::Unsupported);
+            assert_eq!(again, Pushed::AlreadyScanned { image_id: chart.id });
+        } else {
+            assert_eq!(chart.health, Health::Failed);
+            assert!(
+                matches!(again, Pushed::Job(Enqueued::New(n)) if n != jid),
+                "{again:?}"
+            );
+        }
+        assert_eq!(tags(chart.id).await, set(&["1.0", "1.1"]));
+    }
+
+    // Pushes racing with the completion of the image's running job: each either joins the
+    // job (before the completion) or finds the result (after); none leaves a second job
+    // behind, and every tag is kept.
+    let Pushed::Job(Enqueued::New(rid)) = store
+        .enqueue_if_unscanned(new_job(t, "race", "sha256:ee", Some("t0"), T0))
+        .await
+        .expect("enqueue")
+    else {
+        panic!("a new job expected");
+    };
+    let running = loop {
+        let j = store
+            .claim("w", LEASE, T0 + 20)
+            .await
+            .expect("claim")
+            .expect("a queued job");
+        if j.id == rid {
+            break j;
+        }
+    };
+    let pushes: Vec<_> = (1..=24)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enqueue_if_unscanned(new_job(
+                        t,
+                        "race",
+                        "sha256:ee",
+                        Some(&format!("t{i}")),
+                        T0 + 21,
+                    ))
+                    .await
+                    .expect("enqueue")
+            })
+        })
+        .collect();
+    let completion = {
+        let store = store.clone();
+        let token = running.lease_token.clone().expect("token");
+        tokio::spawn(async move {
+            store
+                .complete(
+                    rid,
+                    &token,
+                    &ScanResult {
+                        report_json: report().to_string(),
+                        now: T0 + 21,
+                    },
+                )
+                .await
+                .expect("complete")
+        })
+    };
+    let mut results = Vec::new();
+    for p in pushes {
+        results.push(p.await.expect("task"));
+    }
+    let race_image = completion.await.expect("task").image_id;
+    for r in &results {
+        assert!(
+            matches!(r, Pushed::Job(Enqueued::Coalesced(n)) if *n == rid)
+                || *r
+                    == Pushed::AlreadyScanned {
+                        image_id: race_image
+                    },
+            "{results:?}"
+        );
+    }
+    assert_eq!(
+        count(
+            store,
+            "SELECT COUNT(*) FROM jobs WHERE digest = $1",
+            &["sha256:ee".into()]
+        )
+        .await,
+        1,
+        "{results:?}"
+    );
+    let want: BTreeSet<String> = (0..=24).map(|i| format!("t{i}")).collect();
+    assert_eq!(tags(race_image).await, want);
+}
+
 async fn claim_race(env: Env) {
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
@@ -841,10 +1098,29 @@ async fn assessment_rows(env: Env) {
     let (job, done) = scan(store, t, "app", "sha256:aa", &r, T0).await;
     assert_eq!(done.previous_health, None);
     assert_eq!(done.health, Health::Unhealthy);
-    assert!(
-        done.new_problem_findings.is_empty(),
-        "nothing to compare with on a first scan"
-    );
+    // A first assessment: every critical and high finding is new (what the notification
+    // of a new unhealthy image lists), once per (id, package).
+    let mut problems: Vec<(String, String)> = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["severity"] == "critical" || f["severity"] == "high")
+        .map(|f| {
+            (
+                f["id"].as_str().expect("id").to_string(),
+                f["package"].as_str().expect("package").to_string(),
+            )
+        })
+        .collect();
+    problems.sort();
+    problems.dedup();
+    let mut got: Vec<(String, String)> = done
+        .new_problem_findings
+        .iter()
+        .map(|f| (f.id.clone(), f.package.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(got, problems);
     let image = store
         .image(t, done.image_id)
         .await

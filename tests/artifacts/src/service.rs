@@ -84,6 +84,28 @@ pub enum ServiceStore {
     Postgres(String),
 }
 
+/// Which store a test runs the service on (the same suite runs on both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    /// The store of one test: SQLite in the harness's directory, or a fresh database of the
+    /// test binary's shared PostgreSQL cluster ([`crate::postgres::PgCluster::shared`]).
+    /// `None` when PostgreSQL is unavailable outside CI (the reason is printed: the test
+    /// skips); in CI that is a panic.
+    pub fn store(self) -> Option<ServiceStore> {
+        match self {
+            StoreKind::Sqlite => Some(ServiceStore::Sqlite),
+            StoreKind::Postgres => Some(ServiceStore::Postgres(
+                crate::postgres::PgCluster::shared()?.database(),
+            )),
+        }
+    }
+}
+
 /// Everything the configuration file says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceOptions {
@@ -97,6 +119,10 @@ pub struct ServiceOptions {
     pub backoff_first_seconds: f64,
     pub backoff_max_seconds: f64,
     pub poll_seconds: f64,
+    /// `server.reconcile_seconds`: how often the registries are listed for pushes whose
+    /// notification was lost; 0 = off (the service's default is 300, and a pass runs at
+    /// start).
+    pub reconcile_seconds: u64,
     pub store: ServiceStore,
     /// The advisory database (`scan.db`).
     pub advisory_db: PathBuf,
@@ -105,8 +131,9 @@ pub struct ServiceOptions {
 }
 
 impl ServiceOptions {
-    /// Two workers, a 15 s lease, quick retries (0.5 s doubling to 4 s), a 0.2 s poll,
-    /// SQLite, no registries or tenants yet.
+    /// Two workers, a 15 s lease, quick retries (0.5 s doubling to 4 s), a 0.2 s poll, the
+    /// service's reconcile (every 300 s, once at start), SQLite, no registries or tenants
+    /// yet.
     pub fn new(advisory_db: &Path) -> ServiceOptions {
         ServiceOptions {
             port: None,
@@ -118,6 +145,7 @@ impl ServiceOptions {
             backoff_first_seconds: 0.5,
             backoff_max_seconds: 4.0,
             poll_seconds: 0.2,
+            reconcile_seconds: 300,
             store: ServiceStore::Sqlite,
             advisory_db: advisory_db.to_path_buf(),
             extra_toml: String::new(),
@@ -469,8 +497,8 @@ impl ServiceHarness {
         let _ = writeln!(t, "[server]\nlisten = {}", q(&listen));
         let _ = writeln!(
             t,
-            "workers = {}\nlease_seconds = {}\nmax_attempts = {}\npoll_seconds = {}",
-            o.workers, o.lease_seconds, o.max_attempts, o.poll_seconds
+            "workers = {}\nlease_seconds = {}\nmax_attempts = {}\npoll_seconds = {}\nreconcile_seconds = {}",
+            o.workers, o.lease_seconds, o.max_attempts, o.poll_seconds, o.reconcile_seconds
         );
         let _ = writeln!(
             t,
@@ -605,6 +633,221 @@ fn listening_addr(log: &str, from: u64) -> Option<String> {
     (!port.is_empty() && port != "0").then_some(addr)
 }
 
+/// A loopback TCP proxy in front of a registry that can hold blob downloads: with the gate
+/// closed, a `GET …/blobs/…` waits at the proxy (the request is not sent on) until the gate
+/// opens. Configured as the service's registry URL, it stops a scan at a known point (the
+/// worker has claimed the job and fetched the manifest, and waits for a blob), which is how
+/// a durability test kills the service in the middle of a scan deterministically.
+///
+/// Only what pulls send is understood: request heads without bodies (GET, HEAD), several
+/// per connection (keep-alive). Answers are copied back unchanged. Dropping it opens the
+/// gate and closes every connection.
+pub struct BlobGate {
+    addr: String,
+    state: std::sync::Arc<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    inner: std::sync::Mutex<GateInner>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GateInner {
+    closed: bool,
+    stopping: bool,
+    /// Blob requests waiting at the gate now.
+    waiting: usize,
+    /// Blob requests that ever had to wait.
+    held: usize,
+    conns: Vec<std::net::TcpStream>,
+}
+
+impl std::fmt::Debug for BlobGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobGate")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl BlobGate {
+    /// Listens on a free loopback port and forwards to `upstream` (`HOST:PORT`), gate open.
+    pub fn start(upstream: &str) -> BlobGate {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("blob gate: cannot listen: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("blob gate: {e}"))
+            .to_string();
+        listener
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("blob gate: {e}"));
+        let state = std::sync::Arc::new(GateState::default());
+        let upstream = upstream.to_string();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            loop {
+                if st.lock().stopping {
+                    return;
+                }
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let st = st.clone();
+                        let upstream = upstream.clone();
+                        std::thread::spawn(move || gate_connection(client, &upstream, &st));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        BlobGate { addr, state }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Blob downloads wait from now on.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+    }
+
+    /// Waiting and later blob downloads go through.
+    pub fn open(&self) {
+        self.state.lock().closed = false;
+        self.state.changed.notify_all();
+    }
+
+    /// How many blob downloads ever waited at the gate.
+    pub fn held(&self) -> usize {
+        self.state.lock().held
+    }
+
+    /// Waits until at least one blob download is waiting at the gate; false after
+    /// `timeout`.
+    pub fn wait_for_waiting(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.state.lock();
+        while inner.waiting == 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            inner = self
+                .state
+                .changed
+                .wait_timeout(inner, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        true
+    }
+}
+
+impl Drop for BlobGate {
+    fn drop(&mut self) {
+        let mut inner = self.state.lock();
+        inner.stopping = true;
+        inner.closed = false;
+        for c in inner.conns.drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        drop(inner);
+        self.state.changed.notify_all();
+    }
+}
+
+impl GateState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One proxied connection: request heads client → upstream (blob GETs wait while the gate
+/// is closed), everything upstream → client as it comes.
+fn gate_connection(client: std::net::TcpStream, upstream: &str, st: &GateState) {
+    use std::io::{Read, Write};
+    let Ok(server) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    {
+        let mut inner = st.lock();
+        if inner.stopping {
+            return;
+        }
+        for s in [&client, &server] {
+            if let Ok(c) = s.try_clone() {
+                inner.conns.push(c);
+            }
+        }
+    }
+    let (Ok(mut from_server), Ok(mut to_client)) = (server.try_clone(), client.try_clone()) else {
+        return;
+    };
+    let back = std::thread::spawn(move || {
+        let _ = io::copy(&mut from_server, &mut to_client);
+        let _ = to_client.shutdown(std::net::Shutdown::Both);
+    });
+    let (mut client, mut server) = (client, server);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    'conn: loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        // Forward every complete request head; bodies are not expected from a puller.
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = pending.drain(..end + 4).collect();
+            let line = String::from_utf8_lossy(&head);
+            let mut words = line.split_whitespace();
+            let is_blob_get =
+                words.next() == Some("GET") && words.next().is_some_and(|p| p.contains("/blobs/"));
+            if is_blob_get {
+                let mut inner = st.lock();
+                if inner.closed {
+                    inner.held += 1;
+                    inner.waiting += 1;
+                    st.changed.notify_all();
+                    while inner.closed && !inner.stopping {
+                        inner = st
+                            .changed
+                            .wait(inner)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    }
+                    inner.waiting -= 1;
+                }
+            }
+            if server.write_all(&head).is_err() {
+                break 'conn;
+            }
+        }
+        if pending.len() > 1 << 20 {
+            // Not a puller's request (a body?): pass it on as it is.
+            if server.write_all(&pending).is_err() {
+                break;
+            }
+            pending.clear();
+        }
+    }
+    let _ = server.shutdown(std::net::Shutdown::Write);
+    let _ = back.join();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +863,52 @@ mod tests {
             Some("127.0.0.1:41001")
         );
         assert_eq!(listening_addr("nothing", 0), None);
+    }
+
+    #[test]
+    fn the_blob_gate_holds_blob_downloads_only_while_closed() {
+        use std::io::{Read, Write};
+        // An upstream that answers every request head with a fixed 200.
+        let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let up_addr = upstream.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            for conn in upstream.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let _ = conn.write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        let gate = BlobGate::start(&up_addr);
+        let get = |path: &str| http::get(gate.addr(), path, &[]).map(|r| r.status);
+        assert_eq!(get("/v2/a/blobs/sha256:00").expect("open gate"), 200);
+        gate.close();
+        assert_eq!(get("/v2/a/manifests/latest").expect("not a blob"), 200);
+        let addr = gate.addr().to_string();
+        let held = std::thread::spawn(move || http::get(&addr, "/v2/a/blobs/sha256:11", &[]));
+        assert!(gate.wait_for_waiting(Duration::from_secs(10)));
+        assert_eq!(gate.held(), 1);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !held.is_finished(),
+            "the blob download went through a closed gate"
+        );
+        gate.open();
+        let r = held.join().expect("thread").expect("after opening");
+        assert_eq!(r.status, 200);
     }
 
     #[test]
