@@ -168,7 +168,7 @@ fn table_output_and_output_file() {
     assert!(text.contains("Debian GNU/Linux 12 (bookworm)"), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("libc6 ") && l.contains("amd64")),
+            .any(|l| l.trim_start().starts_with("libc6 ") && l.contains("amd64")),
         "{text}"
     );
 
