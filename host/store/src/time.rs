@@ -1,5 +1,6 @@
 //! Milliseconds since the Unix epoch (UTC), the store's one time unit, and the two
-//! conversions the store needs: RFC 3339 for event bodies, `YYYY-MM-DD` from reports.
+//! conversions the store needs: RFC 3339 for event bodies, `YYYY-MM-DD` from reports
+//! (calendar arithmetic by jiff, as in the rest of the workspace).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,58 +12,27 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-const MS_PER_DAY: i64 = 86_400_000;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 /// `YYYY-MM-DD` → midnight UTC in ms; `None` when it is not such a date.
 pub(crate) fn date_ms(date: &str) -> Option<i64> {
     let b = date.as_bytes();
+    // Only the extended form: jiff would also take `20320531`.
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let num = |s: &str| s.parse::<i64>().ok();
-    let (y, m, d) = (num(&date[0..4])?, num(&date[5..7])?, num(&date[8..10])?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d) * MS_PER_DAY)
+    let day: jiff::civil::Date = date.parse().ok()?;
+    let ts = jiff::tz::TimeZone::UTC
+        .to_timestamp(day.to_datetime(jiff::civil::Time::midnight()))
+        .ok()?;
+    Some(ts.as_millisecond())
 }
 
 /// RFC 3339 in UTC with milliseconds: `2024-05-01T12:00:00.000Z`.
 pub fn rfc3339(ms: i64) -> String {
-    let days = ms.div_euclid(MS_PER_DAY);
-    let rem = ms.rem_euclid(MS_PER_DAY);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        // Outside jiff's range (±9999 years): no real timestamp of ours is.
+        Err(_) => ms.to_string(),
+    }
 }
 
 #[cfg(test)]
