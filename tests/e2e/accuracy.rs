@@ -48,7 +48,7 @@ const PYTHON: &str = "/usr/bin/python3";
 
 fn demo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../demo")
+        .join("../../demo")
         .join(rel)
 }
 

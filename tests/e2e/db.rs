@@ -64,7 +64,7 @@ fn fails_with_2(o: &Output) -> String {
 /// The advisory crate's real feed files.
 fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("advisories/testdata")
+        .join("../advisories/testdata")
         .join(rel)
 }
 

@@ -52,7 +52,9 @@ fn bin() -> &'static Path {
 }
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// `bulkhead db import demo/advisories/almalinux9 --db FILE` into a fresh file.

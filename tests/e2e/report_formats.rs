@@ -15,11 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bulkhead::model::{
+use bulkhead_model::report::{ImageInfo, Layer, Stats};
+use bulkhead_model::{
     Cvss, DbSource, Diagnostic, Eol, Finding, FixState, Health, Level, Recommendation, Severity,
     Summary, Suppressed,
 };
-use bulkhead::report::json::{ImageInfo, Layer, Os, Package, Report, Stats};
+use bulkhead_model::{Os, Package, Report};
 use bulkhead_test_artifacts::fixture;
 use serde_json::{Value, json};
 
@@ -51,7 +52,7 @@ fn schemas() -> PathBuf {
 }
 
 fn our_schema() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/report.schema.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/report.schema.json")
 }
 
 /// Validate each document; per document, `Ok` or the validator's error lines.
@@ -133,8 +134,10 @@ fn render(report: &Report, format: &str) -> Value {
     let mut out = Vec::new();
     match format {
         "json" => serde_json::to_writer(&mut out, report).expect("json"),
-        "sarif" => bulkhead::report::sarif::write(report, &mut out).expect("sarif"),
-        "cyclonedx" => bulkhead::report::cyclonedx::write(report, &mut out).expect("cyclonedx"),
+        "sarif" => bulkhead_scan::report::sarif::write(report, &mut out).expect("sarif"),
+        "cyclonedx" => {
+            bulkhead_scan::report::cyclonedx::write(report, &mut out).expect("cyclonedx")
+        }
         other => panic!("no format {other}"),
     }
     serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{format} output is not JSON: {e}"))
@@ -164,6 +167,7 @@ fn pkg(name: &str, version: &str, source: &str, license: Option<&str>) -> Packag
         layer_created_by: Some(
             "/bin/sh -c #(nop) ADD file:0c4555f363c2672e350001f1293e689875a3760afe7b3f9146886afe67121cba in / ".into(),
         ),
+        files: Vec::new(),
         properties: Vec::new(),
     }
 }
@@ -312,7 +316,7 @@ fn alpine_311_report() -> Report {
     };
     as_zlib_package(&mut vex.finding);
     Report {
-        schema_version: bulkhead::report::SCHEMA_VERSION.into(),
+        schema_version: bulkhead_model::SCHEMA_VERSION.into(),
         image: ImageInfo {
             reference: "docker.io/library/alpine:3.11.5".into(),
             digest: Some(DIGEST.into()),
@@ -330,7 +334,7 @@ fn alpine_311_report() -> Report {
             version_id: Some("3.11.5".into()),
             version_codename: None,
             id_like: vec![],
-            name: Some("Alpine Linux v3.11".into()),
+            pretty_name: Some("Alpine Linux v3.11".into()),
             source_file: "etc/os-release".into(),
             eol: Some(Eol {
                 date: "2021-11-01".into(),
@@ -555,7 +559,7 @@ fn json_schema_lists_every_field_the_report_has() {
     assert_eq!(required(&finding["required"]), keys(&report["findings"][0]));
     assert_eq!(
         schema["properties"]["schema_version"]["const"],
-        json!(bulkhead::report::SCHEMA_VERSION),
+        json!(bulkhead_model::SCHEMA_VERSION),
         "SCHEMA_VERSION changed: update docs/report.schema.json with it"
     );
 }
@@ -944,7 +948,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 fn real_scan_of_the_demo_in_every_format() {
     let Some(py) = python() else { return };
     let home = tempfile::tempdir().expect("tempdir");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let db = home.path().join("advisories.db");
     run(bulkhead(home.path())
         .args(["db", "import"])

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use bulkhead::model::Origin;
-use bulkhead::sandbox::{Limits, LoadError, Loaded, Outcome, RunError, Sandbox, Verdict};
+use bulkhead_model::Origin;
+use bulkhead_scan::sandbox::{Limits, LoadError, Loaded, Outcome, RunError, Sandbox, Verdict};
 use bulkhead_test_artifacts::{HOSTILE, HOSTILE_SOCKET};
 
 /// Small limits so that every attack ends quickly.

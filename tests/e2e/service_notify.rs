@@ -36,7 +36,9 @@ fn bin() -> &'static Path {
 }
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// `bulkhead db import INPUT --db DB` (into a fresh or an existing file).

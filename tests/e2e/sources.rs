@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead::source::auth::Credential;
-use bulkhead::source::{
+use bulkhead_scan::source::auth::Credential;
+use bulkhead_scan::source::{
     self, BlobSource, Compression, Image, LayerDesc, Platform, ResolveOptions, Source, SourceError,
 };
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ use tokio::io::AsyncReadExt;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/images")
+        .join("../../tests/fixtures/images")
         .join(rel)
 }
 

@@ -156,46 +156,9 @@ impl Event {
     }
 }
 
-/// The vendor's statement about a fix for one package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FixState {
-    /// A fixed version exists (it is in the ranges).
-    Fixed,
-    /// Affected, no fix yet (Debian "open", Red Hat "affected"/"deferred").
-    NotFixed,
-    /// Affected and the vendor will not fix it (Red Hat "will not fix", Debian "ignored").
-    WontFix,
-    /// Affected, but the release is out of support.
-    EndOfLife,
-    /// The vendor states the package is not affected in this release.
-    NotAffected,
-}
-
-impl FixState {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FixState::Fixed => "fixed",
-            FixState::NotFixed => "not_fixed",
-            FixState::WontFix => "wont_fix",
-            FixState::EndOfLife => "end_of_life",
-            FixState::NotAffected => "not_affected",
-        }
-    }
-
-    /// Inverse of [`FixState::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "fixed" => FixState::Fixed,
-            "not_fixed" => FixState::NotFixed,
-            "wont_fix" => FixState::WontFix,
-            "end_of_life" => FixState::EndOfLife,
-            "not_affected" => FixState::NotAffected,
-            _ => return None,
-        })
-    }
-}
+/// The vendor's statement about a fix for one package: the model's one definition, whose
+/// words (`not-fixed`, …) are also what the database stores.
+pub use bulkhead_model::FixState;
 
 /// Severity ratings of one CVE from a feed that describes CVEs without packages (NVD): used
 /// to enrich distribution advisories that carry no CVSS of their own.

@@ -54,7 +54,7 @@ const APPLICATION_ID: i32 = 0x4248_4b41;
 
 /// `PRAGMA user_version`: the schema below. A database of another version is refused, not
 /// misread; the update command rebuilds it.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Errors kept in an [`ImportReport`]; beyond this only the count grows, so that a feed
 /// whose every record is broken cannot fill memory with messages.

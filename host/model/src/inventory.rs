@@ -1,0 +1,79 @@
+//! The inventory: the OS and the packages of an image, each package with where it came
+//! from. Analyzers fill in what they read; the host adds the provenance (analyzer,
+//! layer, purl) as the inventory is merged.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Eol;
+
+/// The distribution release of an image (from `os-release` and friends).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Os {
+    pub id: String,
+    pub version_id: Option<String>,
+    pub version_codename: Option<String>,
+    pub id_like: Vec<String>,
+    /// `PRETTY_NAME`.
+    #[serde(rename = "name")]
+    pub pretty_name: Option<String>,
+    /// The file the OS was recognised from.
+    pub source_file: String,
+    /// End of security support of the release, when known (set by the assessment).
+    #[serde(default)]
+    pub eol: Option<Eol>,
+}
+
+/// One installed package: what its analyzer read, and where it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    /// The package format (`deb`, `apk`, `rpm`): the ecosystem its analyzer declares.
+    #[serde(default)]
+    pub ecosystem: String,
+    pub source_name: Option<String>,
+    pub source_version: Option<String>,
+    pub arch: Option<String>,
+    pub license: Option<String>,
+    /// The package URL; set when the inventory is merged (it needs the OS).
+    #[serde(default)]
+    pub purl: String,
+    /// `name@version` of the analyzer that reported it.
+    #[serde(default)]
+    pub analyzer: String,
+    /// The database file it was read from, relative to the image root.
+    pub db_path: String,
+    /// The layer that introduced it (images only).
+    #[serde(default)]
+    pub layer_digest: Option<String>,
+    #[serde(default)]
+    pub layer_diff_id: Option<String>,
+    #[serde(default)]
+    pub layer_created_by: Option<String>,
+    /// The files the package owns, as its analyzer listed them: evidence for the
+    /// inventory, not report content (reports leave it out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Facts an analyzer reported beyond the fixed fields, as `[key, value]` pairs (rpm:
+    /// `modularity-label`). Matching uses them, so a stored inventory can be matched again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<(String, String)>,
+}
+
+impl Package {
+    /// The value of property `key`, when the analyzer reported one.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The image's inventory: its OS, when one was recognised, and its packages.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Inventory {
+    pub os: Option<Os>,
+    pub packages: Vec<Package>,
+}

@@ -1,0 +1,116 @@
+//! The configuration file (`$BULKHEAD_HOME/config.toml` or `--config FILE`). Every
+//! field has a safe default; unknown keys are errors, so that a typo is not silently
+//! ignored.
+//!
+//! ```toml
+//! [sandbox]            # limits for every analyzer call
+//! memory_bytes = 536870912
+//! time_ms = 10000
+//! hostcall_fuel = 67108864
+//! max_packages = 200000
+//! max_handles = 1024
+//! stderr_bytes = 65536
+//!
+//! [analyzers]
+//! dirs = ["/opt/bulkhead/analyzers"]   # third-party modules, besides $BULKHEAD_HOME/analyzers
+//!
+//! [extract]            # limits for the files given to analyzers, per layer
+//! max_total_bytes = 2147483648
+//! max_entries = 5000000
+//! max_symlink_depth = 40
+//! max_file_bytes = 536870912
+//!
+//! [layers]             # limits for each layer blob
+//! max_compressed_bytes = 8589934592
+//! max_uncompressed_bytes = 34359738368
+//! max_ratio = 100      # uncompressed:compressed, checked past ratio_floor_bytes
+//! ratio_floor_bytes = 268435456
+//!
+//! [cache]
+//! max_bytes = 1073741824
+//!
+//! [registries]
+//! insecure = ["localhost:5000"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{ExtractLimits, LayerLimits};
+use crate::sandbox::Limits;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sandbox: Limits,
+    pub analyzers: AnalyzersConfig,
+    pub extract: ExtractLimits,
+    pub layers: LayerLimits,
+    pub cache: CacheConfig,
+    pub registries: RegistriesConfig,
+    pub policy: PolicyConfig,
+    /// `[db]`: the feeds `bulkhead db update` fetches (see `crate::db::config`).
+    pub db: crate::db::DbConfig,
+}
+
+/// How findings are judged (`[policy]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// A finding at or above this severity makes the image unhealthy.
+    pub health_threshold: bulkhead_model::Severity,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            health_threshold: bulkhead_model::Severity::High,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Bound of the layer result cache, in bytes (least recently used entries go first).
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_bytes: 1 << 30 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistriesConfig {
+    /// Registries (`HOST[:PORT]`) reached over plain HTTP.
+    pub insecure: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzersConfig {
+    /// Directories of third-party `*.wasm` analyzers, besides `$BULKHEAD_HOME/analyzers`.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Read `path`; `required` says whether a missing file is an error (an explicit
+    /// `--config`) or means the defaults (the file in `$BULKHEAD_HOME`).
+    pub fn load(path: &Path, required: bool) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read config {}", path.display()));
+            }
+        };
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+}
