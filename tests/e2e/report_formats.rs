@@ -554,7 +554,7 @@ fn json_schema_lists_every_field_the_report_has() {
     let report = render(&alpine_311_report(), "json");
     assert_eq!(keys(&schema["properties"]), keys(&report));
     assert_eq!(required(&schema["required"]), keys(&report));
-    let finding = &schema["$defs"]["finding_fields"];
+    let finding = &schema["$defs"]["Finding"];
     assert_eq!(keys(&finding["properties"]), keys(&report["findings"][0]));
     assert_eq!(required(&finding["required"]), keys(&report["findings"][0]));
     assert_eq!(

@@ -43,6 +43,7 @@ pub fn build_with_features(
     features: &[&str],
     target_subdir: &str,
 ) -> Vec<Component> {
+    ensure_target();
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|d| {
@@ -129,6 +130,53 @@ pub fn build_with_features(
             }
         })
         .collect()
+}
+
+/// Makes sure the toolchain building us can build for [`TARGET`], before anything is
+/// compiled for it: a toolchain without the target used to fail only after the nested
+/// build, minutes later, with a message about `core`. With rustup the target is added
+/// (and said, as a cargo warning); without it the build stops at once with the command.
+fn ensure_target() {
+    if target_installed() {
+        return;
+    }
+    let rustup = env::var_os("RUSTUP_HOME").is_some() || which("rustup");
+    if rustup {
+        println!(
+            "cargo:warning=the {TARGET} target is missing from this toolchain; adding it with `rustup target add {TARGET}` (the built-in analyzers are compiled for it)"
+        );
+        // RUSTUP_TOOLCHAIN, set by rustup's cargo proxy, selects the toolchain building us.
+        let added = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status()
+            .is_ok_and(|s| s.success());
+        if added && target_installed() {
+            return;
+        }
+    }
+    panic!(
+        "the Rust target {TARGET} is not installed for this toolchain, and it could not be added: run `rustup target add {TARGET}` (or install your distribution's rust-std for {TARGET}) and build again"
+    );
+}
+
+/// Whether the sysroot of the compiler building us has the standard library for [`TARGET`].
+fn target_installed() -> bool {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        // No way to ask: let the nested build say what is wrong.
+        return true;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+}
+
+fn which(program: &str) -> bool {
+    env::var_os("PATH")
+        .is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// The workspace root, two levels above a crate at `<root>/<group>/<crate>`.

@@ -20,7 +20,6 @@ pub struct Os {
     /// The file the OS was recognised from.
     pub source_file: String,
     /// End of security support of the release, when known (set by the assessment).
-    #[serde(default)]
     pub eol: Option<Eol>,
 }
 
@@ -30,26 +29,20 @@ pub struct Package {
     pub name: String,
     pub version: String,
     /// The package format (`deb`, `apk`, `rpm`): the ecosystem its analyzer declares.
-    #[serde(default)]
     pub ecosystem: String,
     pub source_name: Option<String>,
     pub source_version: Option<String>,
     pub arch: Option<String>,
     pub license: Option<String>,
     /// The package URL; set when the inventory is merged (it needs the OS).
-    #[serde(default)]
     pub purl: String,
     /// `name@version` of the analyzer that reported it.
-    #[serde(default)]
     pub analyzer: String,
     /// The database file it was read from, relative to the image root.
     pub db_path: String,
     /// The layer that introduced it (images only).
-    #[serde(default)]
     pub layer_digest: Option<String>,
-    #[serde(default)]
     pub layer_diff_id: Option<String>,
-    #[serde(default)]
     pub layer_created_by: Option<String>,
     /// The files the package owns, as its analyzer listed them: evidence for the
     /// inventory, not report content (reports leave it out).

@@ -85,26 +85,38 @@ pub struct Stats {
 }
 
 /// The JSON Schema of [`Report`] (draft 2020-12), as `docs/report.schema.json` holds it.
-/// Every object is closed (`additionalProperties: false`): a consumer validating with it
-/// notices a field it does not know, and a test notices when the types and the committed
-/// file part ways.
+///
+/// It describes what Bulkhead writes (schemars' serialisation mode): every property is
+/// required unless serde may skip it, so nullable fields are present as `null`. Every object
+/// is closed (`additionalProperties: false`), so a consumer notices a field it does not
+/// know. `schema_version` is the constant [`SCHEMA_VERSION`].
 pub fn schema() -> serde_json::Value {
-    let mut value =
-        serde_json::to_value(schemars::schema_for!(Report)).unwrap_or(serde_json::Value::Null);
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    let mut value = serde_json::to_value(generator.into_root_schema_for::<Report>())
+        .unwrap_or(serde_json::Value::Null);
+    close_objects(&mut value);
     if let Some(map) = value.as_object_mut() {
         map.insert(
             "$id".into(),
             "https://bulkhead.invalid/report.schema.json".into(),
         );
+        if let Some(version) = map
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("schema_version"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            version.insert("const".into(), SCHEMA_VERSION.into());
+        }
     }
-    close_objects(&mut value);
     value
 }
 
 fn close_objects(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+            if map.contains_key("properties") {
                 map.insert("additionalProperties".into(), false.into());
             }
             for child in map.values_mut() {

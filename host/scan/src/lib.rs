@@ -11,10 +11,12 @@
 //! | stack layer inventories into the image inventory | [`merge`] | host |
 //! | match against advisories; severity, suppressions, health, recommendations | [`assess`] | host (advisory data is untrusted input) |
 //! | reports | [`report`] | host |
-//! | `bulkhead serve`: webhook, queue workers, REST API over the store | [`service`] | host (webhook bodies and API input are untrusted) |
 //!
-//! Untrusted analyzers produce inventory; trusted host code does everything else. Stages
-//! exchange the types of [`model`], never each other's internals.
+//! [`pipeline`] puts the stages together from configuration, for the CLI and the service
+//! alike. Untrusted analyzers produce inventory; trusted host code does everything else.
+//! Stages exchange the types of the `bulkhead-model` crate, never each other's internals.
+//! This crate has no web server, metrics or service store: `bulkhead serve` is the
+//! `bulkhead-server` crate, the command line the `bulkhead` crate.
 
 #![deny(unsafe_code)]
 

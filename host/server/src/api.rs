@@ -1712,7 +1712,7 @@ owns = [{ registry = "local", prefix = "team-b" }]
             let mut v: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(
                     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("../tests/fixtures/registry-events/sample-push-manifest-oci.json"),
+                        .join("../../tests/fixtures/registry-events/sample-push-manifest-oci.json"),
                 )
                 .expect("fixture"),
             )
