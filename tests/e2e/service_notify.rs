@@ -599,8 +599,11 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     let events = health_events(&svc.store_path(), "a", id);
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].reason, "rescan", "newest first: {events:?}");
-    assert_eq!(events[0].from_health, Some(bulkhead_store::Health::Healthy));
-    assert_eq!(events[0].to_health, bulkhead_store::Health::Unhealthy);
+    assert_eq!(
+        events[0].from_health,
+        Some(bulkhead_store::ImageHealth::Healthy)
+    );
+    assert_eq!(events[0].to_health, bulkhead_store::ImageHealth::Unhealthy);
     assert_eq!(events[1].reason, "scan");
 
     // --- the notification -------------------------------------------------------------

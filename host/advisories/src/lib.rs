@@ -31,8 +31,7 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use matcher::{
-    Finding, InstalledPackage, MatchReport, OsRelease, PackageKind, ecosystem_for, match_packages,
-    match_packages_report,
+    AdvisoryMatch, MatchReport, PackageKind, ecosystem_for, match_packages, match_packages_report,
 };
 pub use model::{
     Advisory, Affected, Enrichment, Event, FixState, Range, RangeKind, Record, Reference, Severity,

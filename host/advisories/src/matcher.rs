@@ -57,16 +57,16 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
+use bulkhead_model::{Finding, Os, Package};
 use bulkhead_versions::{Ecosystem as Scheme, compare};
 
 use crate::error::Result;
 use crate::model::{Affected, Event, FixState, Range, RangeKind, Severity, version_scheme};
 use crate::store::{AdvisoryHeader, Entry, Match, Store};
 
-/// The package format an installed package came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// The package format an installed package came from, in the matcher's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackageKind {
-    #[default]
     Deb,
     Apk,
     Rpm,
@@ -76,34 +76,28 @@ pub enum PackageKind {
     Cargo,
 }
 
-/// One installed package, as an analyzer reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct InstalledPackage {
-    /// Binary package name (`libssl3`, `openssl-libs`, `busybox`, `django`).
-    pub name: String,
-    /// Full version as the package manager prints it.
-    pub version: String,
-    /// Source package (dpkg `Source:`, source rpm name, apk origin).
-    pub source_name: Option<String>,
-    /// Source package version (dpkg `Source: x (v)`, source rpm `[epoch:]version-release`).
-    pub source_version: Option<String>,
-    pub arch: Option<String>,
-    pub ecosystem_kind: PackageKind,
-    /// rpm `MODULARITYLABEL` (`name:stream:version:context`), for RHEL 8 module streams.
-    pub modularity_label: Option<String>,
+impl PackageKind {
+    /// The kind of a package whose analyzer declares `ecosystem` (`deb`, `apk`, `rpm`,
+    /// `pypi`, …); `None` for a format no feed covers.
+    pub fn of(ecosystem: &str) -> Option<PackageKind> {
+        Some(match ecosystem.to_ascii_lowercase().as_str() {
+            "deb" | "dpkg" => PackageKind::Deb,
+            "apk" => PackageKind::Apk,
+            "rpm" => PackageKind::Rpm,
+            "pypi" | "python" => PackageKind::PyPI,
+            "npm" => PackageKind::Npm,
+            "go" | "golang" => PackageKind::Go,
+            "cargo" | "crates.io" | "rust" => PackageKind::Cargo,
+            _ => return None,
+        })
+    }
 }
 
-/// The distribution of the scanned image, from `os-release`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OsRelease {
-    /// `ID`: `debian`, `ubuntu`, `alpine`, `almalinux`, `rocky`, `rhel`.
-    pub id: String,
-    /// `VERSION_ID`: `12`, `22.04`, `3.19.1`, `9.4`.
-    pub version_id: Option<String>,
-    /// `VERSION_CODENAME`: `bookworm` (Debian testing has only this).
-    pub version_codename: Option<String>,
-    /// `ID_LIKE`, split on spaces.
-    pub id_like: Vec<String>,
+/// rpm `MODULARITYLABEL` (`name:stream:version:context`) of a package built for a RHEL 8
+/// module stream, as the rpm analyzer reports it.
+fn modularity_label(p: &Package) -> Option<&str> {
+    p.property("modularity-label")
+        .or_else(|| p.property("modularitylabel"))
 }
 
 /// The advisory ecosystem (`Debian:12`, `Alpine:v3.19`, `AlmaLinux:9`, `PyPI`) that holds
@@ -112,7 +106,7 @@ pub struct OsRelease {
 ///
 /// Derivatives named only in `ID_LIKE` get `None`: their versions and fixes are their own,
 /// and matching them against the parent's advisories would report wrong fixes.
-pub fn ecosystem_for(os: Option<&OsRelease>, kind: PackageKind) -> Option<String> {
+pub fn ecosystem_for(os: Option<&Os>, kind: PackageKind) -> Option<String> {
     match kind {
         PackageKind::PyPI => return Some("PyPI".into()),
         PackageKind::Npm => return Some("npm".into()),
@@ -157,7 +151,7 @@ pub fn ecosystem_for(os: Option<&OsRelease>, kind: PackageKind) -> Option<String
     }
 }
 
-/// One advisory record that contributed to a [`Finding`].
+/// One advisory record that contributed to an [`AdvisoryMatch`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AdvisoryRef {
     /// The feed (store source name).
@@ -165,38 +159,29 @@ pub struct AdvisoryRef {
     pub id: String,
 }
 
-/// One vulnerability of one installed package.
+/// One vulnerability of one installed package, as the advisories state it: the model's
+/// [`Finding`] with everything the advisories and the package decide, and the evidence the
+/// classifier decides the severity from. Until classified, `severity` is `unknown`,
+/// `severity_source` is `none` and `cvss` and `urls` are empty.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    /// The CVE when there is one, otherwise the first advisory id.
-    pub id: String,
-    /// Every other id of the vulnerability (vendor advisories, GHSA, …), sorted.
-    pub aliases: Vec<String>,
-    /// The installed (binary) package name.
-    pub package: String,
-    pub installed_version: String,
-    /// The package name the advisories name, when it is not `package` (source package).
-    pub advisory_package: Option<String>,
-    /// The version compared with the advisories (the source version for dpkg).
+pub struct AdvisoryMatch {
+    pub finding: Finding,
+    /// The version compared with the advisories (the source version for dpkg), in whose
+    /// terms `finding.fixed_version` is.
     pub compared_version: String,
-    pub ecosystem: String,
-    /// The smallest version fixing it (in `compared_version`'s terms), when one exists.
-    pub fixed_version: Option<String>,
-    pub fix_state: FixState,
     /// The advisory records that reported it, sorted.
     pub advisories: Vec<AdvisoryRef>,
     /// The distribution's own severity word (`negligible`, `Important`), when given.
     pub vendor_severity: Option<String>,
     /// CVSS vectors and vendor ratings of the advisories.
     pub severities: Vec<Severity>,
-    pub title: String,
 }
 
 /// The result of [`match_packages_report`]: findings, and what could not be evaluated.
 #[derive(Debug, Clone, Default)]
 pub struct MatchReport {
     /// Sorted by package, then id.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<AdvisoryMatch>,
     /// Packages or advisory entries skipped because a version did not parse in the
     /// ecosystem's ordering, or no feed covers the package's ecosystem.
     pub warnings: Vec<String>,
@@ -205,9 +190,9 @@ pub struct MatchReport {
 /// Matches `packages` (of an image whose distribution is `os`) against `store`.
 pub fn match_packages(
     store: &Store,
-    os: Option<&OsRelease>,
-    packages: &[InstalledPackage],
-) -> Result<Vec<Finding>> {
+    os: Option<&Os>,
+    packages: &[Package],
+) -> Result<Vec<AdvisoryMatch>> {
     Ok(match_packages_report(store, os, packages)?.findings)
 }
 
@@ -231,18 +216,22 @@ struct Query<'a> {
 /// [`match_packages`], also returning what was skipped.
 pub fn match_packages_report(
     store: &Store,
-    os: Option<&OsRelease>,
-    packages: &[InstalledPackage],
+    os: Option<&Os>,
+    packages: &[Package],
 ) -> Result<MatchReport> {
     let mut report = MatchReport::default();
     let mut queries = Vec::new();
     for (index, p) in packages.iter().enumerate() {
-        let Some(ecosystem) = ecosystem_for(os, p.ecosystem_kind) else {
+        // A format no feed covers at all is the caller's to report (once per format).
+        let Some(kind) = PackageKind::of(&p.ecosystem) else {
+            continue;
+        };
+        let Some(ecosystem) = ecosystem_for(os, kind) else {
             report.warnings.push(format!(
                 "{} {}: no advisory feed covers {:?} packages on {}",
                 p.name,
                 p.version,
-                p.ecosystem_kind,
+                kind,
                 os.map_or("an unknown distribution", |o| o.id.as_str())
             ));
             continue;
@@ -250,7 +239,7 @@ pub fn match_packages_report(
         let Some(scheme) = version_scheme(&ecosystem) else {
             continue;
         };
-        match p.ecosystem_kind {
+        match kind {
             PackageKind::Deb | PackageKind::Apk => queries.push(Query {
                 package: index,
                 ecosystem,
@@ -308,7 +297,7 @@ pub fn match_packages_report(
         }
         for m in entries {
             if m.affected.fix_state == Some(FixState::NotAffected)
-                || !module_applies(m.affected.module.as_deref(), p.modularity_label.as_deref())
+                || !module_applies(m.affected.module.as_deref(), modularity_label(p))
                 || (query.scheme == Scheme::Rpm
                     && m.affected.module.is_none()
                     && !same_modularity(&m.affected, query.version))
@@ -391,6 +380,7 @@ pub fn match_packages_report(
         report.findings.extend(merge(&packages[index], hits));
     }
     report.findings.sort_by(|a, b| {
+        let (a, b) = (&a.finding, &b.finding);
         (&a.package, &a.id, &a.installed_version).cmp(&(&b.package, &b.id, &b.installed_version))
     });
     Ok(report)
@@ -618,7 +608,7 @@ struct Draft {
     hits: Vec<usize>,
 }
 
-fn merge(package: &InstalledPackage, hits: Vec<Hit<'_>>) -> Vec<Finding> {
+fn merge(package: &Package, hits: Vec<Hit<'_>>) -> Vec<AdvisoryMatch> {
     // Key → draft. CVE-keyed advisories first, then the others joined by shared ids.
     let mut drafts: BTreeMap<String, Draft> = BTreeMap::new();
     let mut without_cve = Vec::new();
@@ -714,7 +704,7 @@ fn merge(package: &InstalledPackage, hits: Vec<Hit<'_>>) -> Vec<Finding> {
         .collect()
 }
 
-fn finding(package: &InstalledPackage, key: &str, draft: &Draft, hits: &[Hit<'_>]) -> Finding {
+fn finding(package: &Package, key: &str, draft: &Draft, hits: &[Hit<'_>]) -> AdvisoryMatch {
     let first = &hits[draft.hits[0]];
     let query = first.query;
     let mut fixed: Option<String> = None;
@@ -766,20 +756,36 @@ fn finding(package: &InstalledPackage, key: &str, draft: &Draft, hits: &[Hit<'_>
         _ => FixState::NotFixed,
     };
     let looked_up = query.name;
-    Finding {
-        id: key.to_owned(),
-        aliases: draft.ids.iter().filter(|i| *i != key).cloned().collect(),
-        package: package.name.clone(),
-        installed_version: package.version.clone(),
-        advisory_package: (looked_up != package.name).then(|| looked_up.to_owned()),
+    let advisories: Vec<AdvisoryRef> = advisories.into_iter().collect();
+    AdvisoryMatch {
+        finding: Finding {
+            id: key.to_owned(),
+            aliases: draft.ids.iter().filter(|i| *i != key).cloned().collect(),
+            package: package.name.clone(),
+            installed_version: package.version.clone(),
+            source_name: (looked_up != package.name).then(|| looked_up.to_owned()),
+            fixed_version: fixed,
+            fix_state,
+            severity: bulkhead_model::Severity::Unknown,
+            severity_source: "none".to_owned(),
+            cvss: None,
+            title,
+            ecosystem: query.ecosystem.clone(),
+            package_type: package.ecosystem.clone(),
+            purl: package.purl.clone(),
+            arch: package.arch.clone(),
+            layer_digest: package.layer_digest.clone(),
+            layer_diff_id: package.layer_diff_id.clone(),
+            sources: advisories
+                .iter()
+                .map(|a| format!("{}:{}", a.source, a.id))
+                .collect(),
+            urls: Vec::new(),
+        },
         compared_version: query.version.to_owned(),
-        ecosystem: query.ecosystem.clone(),
-        fixed_version: fixed,
-        fix_state,
-        advisories: advisories.into_iter().collect(),
+        advisories,
         vendor_severity,
         severities,
-        title,
     }
 }
 
@@ -974,13 +980,16 @@ mod tests {
 
     #[test]
     fn ecosystems() {
-        let os = |id: &str, v: Option<&str>, c: Option<&str>| OsRelease {
+        let os = |id: &str, v: Option<&str>, c: Option<&str>| Os {
             id: id.into(),
             version_id: v.map(Into::into),
             version_codename: c.map(Into::into),
             id_like: vec![],
+            pretty_name: None,
+            source_file: "etc/os-release".into(),
+            eol: None,
         };
-        let e = |o: &OsRelease, k| ecosystem_for(Some(o), k);
+        let e = |o: &Os, k| ecosystem_for(Some(o), k);
         assert_eq!(
             e(&os("debian", Some("12"), None), PackageKind::Deb).as_deref(),
             Some("Debian:12")
@@ -1017,7 +1026,7 @@ mod tests {
             e(&os("alpine", Some("3.19.1"), None), PackageKind::Deb),
             None
         );
-        let mint = OsRelease {
+        let mint = Os {
             id_like: vec!["ubuntu".into(), "debian".into()],
             ..os("linuxmint", Some("21.3"), None)
         };

@@ -2,9 +2,10 @@
 //! fix states, source-rpm lookups and module streams.
 
 use bulkhead_advisories::{
-    Advisory, Affected, Builder, Event, FixState, InstalledPackage, OsRelease, PackageKind, Range,
-    RangeKind, Severity, SeverityKind, Store, match_packages, match_packages_report,
+    Advisory, Affected, Builder, Event, FixState, Range, RangeKind, Severity, SeverityKind, Store,
+    match_packages, match_packages_report,
 };
+use bulkhead_model::{Os, Package};
 
 fn affected(eco: &str, pkg: &str, events: Vec<Event>, state: Option<FixState>) -> Affected {
     Affected {
@@ -55,19 +56,19 @@ fn store(dir: &std::path::Path, feeds: Vec<(&str, Vec<Advisory>)>) -> Store {
     Store::open(&db).expect("open")
 }
 
-fn deb(name: &str, source: &str, version: &str) -> InstalledPackage {
-    InstalledPackage {
+fn deb(name: &str, source: &str, version: &str) -> Package {
+    Package {
         name: name.into(),
         version: version.into(),
         source_name: Some(source.into()),
         source_version: Some(version.into()),
-        ecosystem_kind: PackageKind::Deb,
+        ecosystem: "deb".into(),
         ..Default::default()
     }
 }
 
-fn debian12() -> OsRelease {
-    OsRelease {
+fn debian12() -> Os {
+    Os {
         id: "debian".into(),
         version_id: Some("12".into()),
         ..Default::default()
@@ -120,26 +121,26 @@ fn one_finding_per_cve_across_debian_feeds() {
     );
     let pkgs = [deb("libssl3", "openssl", "3.0.8-1")];
     let findings = match_packages(&s, Some(&debian12()), &pkgs).expect("match");
-    let ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<&str> = findings.iter().map(|f| f.finding.id.as_str()).collect();
     assert_eq!(ids, ["CVE-2023-0001", "CVE-2023-0002", "DSA-5402-1"]);
     let f = &findings[0];
-    assert_eq!(f.package, "libssl3");
-    assert_eq!(f.advisory_package.as_deref(), Some("openssl"));
+    assert_eq!(f.finding.package, "libssl3");
+    assert_eq!(f.finding.source_name.as_deref(), Some("openssl"));
     // The smallest fixing version of the three records.
-    assert_eq!(f.fixed_version.as_deref(), Some("3.0.9-1"));
-    assert_eq!(f.fix_state, FixState::Fixed);
-    assert_eq!(f.aliases, ["DSA-5400-1", "DSA-5401-1"]);
+    assert_eq!(f.finding.fixed_version.as_deref(), Some("3.0.9-1"));
+    assert_eq!(f.finding.fix_state, FixState::Fixed);
+    assert_eq!(f.finding.aliases, ["DSA-5400-1", "DSA-5401-1"]);
     assert_eq!(f.advisories.len(), 3);
     assert_eq!(f.vendor_severity.as_deref(), Some("negligible"));
     assert_eq!(f.severities.len(), 1);
-    assert_eq!(findings[1].aliases, ["DSA-5400-1"]);
+    assert_eq!(findings[1].finding.aliases, ["DSA-5400-1"]);
 
     // Past the first fix, only the later one applies.
     let pkgs = [deb("libssl3", "openssl", "3.0.9-1")];
     let findings = match_packages(&s, Some(&debian12()), &pkgs).expect("match");
     let got: Vec<(&str, Option<&str>)> = findings
         .iter()
-        .map(|f| (f.id.as_str(), f.fixed_version.as_deref()))
+        .map(|f| (f.finding.id.as_str(), f.finding.fixed_version.as_deref()))
         .collect();
     assert_eq!(
         got,
@@ -199,7 +200,13 @@ fn withdrawn_not_affected_and_fix_states() {
     .expect("match");
     let got: Vec<(&str, FixState, Option<&str>)> = findings
         .iter()
-        .map(|f| (f.id.as_str(), f.fix_state, f.fixed_version.as_deref()))
+        .map(|f| {
+            (
+                f.finding.id.as_str(),
+                f.finding.fix_state,
+                f.finding.fixed_version.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -239,10 +246,10 @@ fn pypi_records_merge_by_cve_and_by_shared_ids() {
             ),
         ],
     );
-    let pkg = InstalledPackage {
+    let pkg = Package {
         name: "django".into(),
         version: "4.2".into(),
-        ecosystem_kind: PackageKind::PyPI,
+        ecosystem: "pypi".into(),
         ..Default::default()
     };
     let findings = match_packages(&s, None, &[pkg]).expect("match");
@@ -250,8 +257,8 @@ fn pypi_records_merge_by_cve_and_by_shared_ids() {
         .iter()
         .map(|f| {
             (
-                f.id.as_str(),
-                f.aliases.iter().map(String::as_str).collect(),
+                f.finding.id.as_str(),
+                f.finding.aliases.iter().map(String::as_str).collect(),
             )
         })
         .collect();
@@ -291,25 +298,28 @@ fn rpm_source_lookups_only_for_unfixed_entries_and_modules() {
             ],
         )],
     );
-    let os = OsRelease {
+    let os = Os {
         id: "rhel".into(),
         version_id: Some("8.10".into()),
         ..Default::default()
     };
-    let pkg = |label: Option<&str>| InstalledPackage {
+    let pkg = |label: Option<&str>| Package {
         name: "ruby-libs".into(),
         version: "2.7.8-1.module+el8".into(),
         source_name: Some("ruby".into()),
         source_version: Some("2.7.8-1.module+el8".into()),
-        ecosystem_kind: PackageKind::Rpm,
-        modularity_label: label.map(Into::into),
+        ecosystem: "rpm".into(),
+        properties: label
+            .map(|l| ("modularity-label".to_string(), l.to_string()))
+            .into_iter()
+            .collect(),
         ..Default::default()
     };
-    let ids = |p: InstalledPackage| -> Vec<String> {
+    let ids = |p: Package| -> Vec<String> {
         match_packages(&s, Some(&os), &[p])
             .expect("match")
             .into_iter()
-            .map(|f| f.id)
+            .map(|f| f.finding.id)
             .collect()
     };
     assert_eq!(
@@ -346,7 +356,7 @@ fn unparsable_installed_version_is_a_warning() {
     assert!(report.findings.is_empty());
     assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
     // No feed for this distribution: a warning, not an error.
-    let os = OsRelease {
+    let os = Os {
         id: "gentoo".into(),
         ..Default::default()
     };

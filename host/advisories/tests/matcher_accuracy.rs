@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use bulkhead_advisories::sources::{alpine, debian, osv};
-use bulkhead_advisories::{
-    Builder, FixState, InstalledPackage, OsRelease, PackageKind, Store, match_packages,
-};
+use bulkhead_advisories::{Builder, FixState, Store, match_packages};
+use bulkhead_model::{Os, Package};
 use common::data;
 
 /// (package, vulnerability id, fixed version, fix state) of the findings or expectations.
@@ -46,26 +45,30 @@ fn repo_fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-fn rows(findings: &[bulkhead_advisories::Finding]) -> BTreeSet<Row> {
+fn rows(findings: &[bulkhead_advisories::AdvisoryMatch]) -> BTreeSet<Row> {
     findings
         .iter()
         .map(|f| {
             (
-                f.package.clone(),
-                f.id.clone(),
-                f.fixed_version.clone(),
-                f.fix_state.as_str(),
+                f.finding.package.clone(),
+                f.finding.id.clone(),
+                f.finding.fixed_version.clone(),
+                f.finding.fix_state.as_str(),
             )
         })
         .collect()
 }
 
 /// Every vulnerability must appear once per package.
-fn assert_unique(findings: &[bulkhead_advisories::Finding]) {
+fn assert_unique(findings: &[bulkhead_advisories::AdvisoryMatch]) {
     let mut seen = BTreeSet::new();
     for f in findings {
         assert!(
-            seen.insert((&f.package, &f.installed_version, &f.id)),
+            seen.insert((
+                &f.finding.package,
+                &f.finding.installed_version,
+                &f.finding.id
+            )),
             "duplicate {f:?}"
         );
     }
@@ -87,9 +90,9 @@ fn diff(expected: &BTreeSet<Row>, actual: &BTreeSet<Row>) {
 // ---------------------------------------------------------------------------------------
 // Alpine
 
-fn os_release(path: &Path) -> OsRelease {
+fn os_release(path: &Path) -> Os {
     let text = std::fs::read_to_string(path).expect("os-release");
-    let mut os = OsRelease::default();
+    let mut os = Os::default();
     for line in text.lines() {
         if let Some((k, v)) = line.split_once('=') {
             let v = v.trim_matches('"').to_owned();
@@ -141,7 +144,7 @@ fn valid_apk(v: &str) -> bool {
 
 /// For each installed package (by origin), each secfix whose version is greater than the
 /// installed one; one row per (package, CVE) with the smallest such version.
-fn alpine_expected(packages: &[InstalledPackage], fixes: &Secfixes) -> BTreeSet<Row> {
+fn alpine_expected(packages: &[Package], fixes: &Secfixes) -> BTreeSet<Row> {
     let apk = |a: &str, b: &str| {
         bulkhead_versions::compare(bulkhead_versions::Ecosystem::Apk, a, b).expect("apk version")
     };
@@ -190,12 +193,12 @@ fn alpine_3_6_minirootfs_against_secdb() {
         let (Some(name), Some(version)) = (field("P:"), field("V:")) else {
             continue;
         };
-        packages.push(InstalledPackage {
+        packages.push(Package {
             name,
             version,
             source_name: field("o:"),
             arch: field("A:"),
-            ecosystem_kind: PackageKind::Apk,
+            ecosystem: "apk".into(),
             ..Default::default()
         });
     }
@@ -251,11 +254,11 @@ fn alpine_3_6_minirootfs_against_secdb() {
                 .cloned()
                 .unwrap_or_else(|| vec![format!("{origin}-libs")]);
             for name in names {
-                rolled.push(InstalledPackage {
+                rolled.push(Package {
                     name,
                     version: version.clone(),
                     source_name: Some(origin.clone()),
-                    ecosystem_kind: PackageKind::Apk,
+                    ecosystem: "apk".into(),
                     ..Default::default()
                 });
             }
@@ -269,9 +272,9 @@ fn alpine_3_6_minirootfs_against_secdb() {
         if variant == "below-first" {
             let ssl = findings
                 .iter()
-                .find(|f| f.package == "libressl2.5-libssl")
+                .find(|f| f.finding.package == "libressl2.5-libssl")
                 .expect("libressl finding");
-            assert_eq!(ssl.advisory_package.as_deref(), Some("libressl"));
+            assert_eq!(ssl.finding.source_name.as_deref(), Some("libressl"));
         }
     }
     assert!(total > 100);
@@ -376,14 +379,14 @@ fn debian_dsa_list_with_dpkg_ordering() {
                 .cloned()
                 .unwrap_or_else(|| vec![format!("{source}-bin")]);
             for name in names {
-                packages.push(InstalledPackage {
+                packages.push(Package {
                     name,
                     // The binary version is deliberately not the source's: it must not be
                     // what is compared.
                     version: "0~binary".into(),
                     source_name: Some((*source).to_owned()),
                     source_version: Some(pick.version.clone()),
-                    ecosystem_kind: PackageKind::Deb,
+                    ecosystem: "deb".into(),
                     ..Default::default()
                 });
             }
@@ -440,25 +443,28 @@ fn debian_dsa_list_with_dpkg_ordering() {
         assert!(expected.len() > 100, "{release}: {}", expected.len());
         total += expected.len();
 
-        let os = OsRelease {
+        let os = Os {
             id: "debian".into(),
             version_id: Some(version_id.into()),
             version_codename: Some(release.into()),
-            id_like: vec![],
+            ..Default::default()
         };
         let findings = match_packages(&store, Some(&os), &packages).expect("match");
         assert_unique(&findings);
         diff(&expected, &rows(&findings));
         // Each CVE finding names the DSAs that fixed it.
         for f in &findings {
-            if f.id.starts_with("CVE-") {
-                assert!(f.aliases.iter().any(|a| a.starts_with("DSA-")), "{f:?}");
+            if f.finding.id.starts_with("CVE-") {
+                assert!(
+                    f.finding.aliases.iter().any(|a| a.starts_with("DSA-")),
+                    "{f:?}"
+                );
             }
             assert_eq!(
                 f.compared_version,
                 packages
                     .iter()
-                    .find(|p| p.name == f.package)
+                    .find(|p| p.name == f.finding.package)
                     .and_then(|p| p.source_version.clone())
                     .expect("pkg")
             );
@@ -588,7 +594,7 @@ fn almalinux_9_errata_with_rpm_label_compare() {
     let records: Vec<_> = osv::read_path(&feed).expect("feed").collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = store_with(dir.path(), vec![("almalinux", records)]);
-    let os = OsRelease {
+    let os = Os {
         id: "almalinux".into(),
         version_id: Some("9.4".into()),
         ..Default::default()
@@ -617,7 +623,7 @@ fn almalinux_9_errata_with_rpm_label_compare() {
             }
         }
         affected_total += expected.len();
-        let package = InstalledPackage {
+        let package = Package {
             name: name.clone(),
             version: installed.clone(),
             source_name: Some(if name == "openssl-libs" {
@@ -627,8 +633,8 @@ fn almalinux_9_errata_with_rpm_label_compare() {
             }),
             source_version: Some(installed.clone()),
             arch: Some("x86_64".into()),
-            ecosystem_kind: PackageKind::Rpm,
-            modularity_label: None,
+            ecosystem: "rpm".into(),
+            ..Default::default()
         };
         let findings =
             match_packages(&store, Some(&os), std::slice::from_ref(&package)).expect("match");
@@ -646,11 +652,11 @@ fn almalinux_9_errata_with_rpm_label_compare() {
             .collect();
         diff(&want, &rows(&findings));
         for f in &findings {
-            let errata = &expected[&f.id].1;
+            let errata = &expected[&f.finding.id].1;
             for erratum in errata {
-                if erratum != &f.id {
+                if erratum != &f.finding.id {
                     assert!(
-                        f.aliases.contains(erratum),
+                        f.finding.aliases.contains(erratum),
                         "{name} {installed}: {f:?} lacks {erratum}"
                     );
                 }

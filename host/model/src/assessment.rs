@@ -49,6 +49,11 @@ impl Severity {
     pub fn rank(self) -> i64 {
         self as i64
     }
+
+    /// Inverse of [`Severity::rank`].
+    pub fn from_rank(rank: i64) -> Option<Severity> {
+        Severity::ALL.iter().copied().find(|s| s.rank() == rank)
+    }
 }
 
 impl Named for Severity {

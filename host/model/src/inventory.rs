@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::Eol;
 
 /// The distribution release of an image (from `os-release` and friends).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Os {
     pub id: String,
     pub version_id: Option<String>,

@@ -172,10 +172,41 @@ pub enum SourceError {
     },
     #[error("{what}: invalid: {message}")]
     Invalid { what: String, message: String },
+    /// A valid document that is not a container image Bulkhead scans (a Helm chart, a
+    /// signature, an artifact manifest, a Docker schema 1 manifest).
+    #[error("{what}: not a scannable image: {message}")]
+    Unsupported { what: String, message: String },
     #[error("{what}: {message}")]
     Io { what: String, message: String },
     #[error("{what}: network error: {message}")]
     Network { what: String, message: String },
+}
+
+/// What a caller should do about a failed scan: the error's type decides, never its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// It may succeed later (network, a blob cut short): try again.
+    Transient,
+    /// It will fail the same way again (bad credentials, a corrupt or hostile image).
+    Permanent,
+    /// Not an image Bulkhead scans (a Helm chart, a signature).
+    Unsupported,
+}
+
+impl SourceError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            SourceError::Network { .. } | SourceError::Io { .. } => Disposition::Transient,
+            SourceError::Unsupported { .. } | SourceError::PlatformMissing { .. } => {
+                Disposition::Unsupported
+            }
+            SourceError::NotFound { .. }
+            | SourceError::Unauthorized { .. }
+            | SourceError::DigestMismatch { .. }
+            | SourceError::TooLarge { .. }
+            | SourceError::Invalid { .. } => Disposition::Permanent,
+        }
+    }
 }
 
 #[cfg(test)]

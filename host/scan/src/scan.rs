@@ -46,6 +46,20 @@ pub struct ScanOptions {
     pub progress: Option<Arc<dyn Progress>>,
 }
 
+/// What to do about a scan that failed with `e`: the first typed cause in its chain
+/// decides (a source error, a layer error); anything else will fail again.
+pub fn disposition(e: &anyhow::Error) -> crate::image::Disposition {
+    for cause in e.chain() {
+        if let Some(s) = cause.downcast_ref::<crate::image::SourceError>() {
+            return s.disposition();
+        }
+        if let Some(l) = cause.downcast_ref::<crate::layers::stream::LayerError>() {
+            return l.disposition();
+        }
+    }
+    crate::image::Disposition::Permanent
+}
+
 /// An observer of download progress. The scanner only reports; how progress is shown
 /// (a terminal bar, nothing in the service) is the caller's business.
 pub trait Progress: Send + Sync + std::fmt::Debug {

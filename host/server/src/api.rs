@@ -26,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use bulkhead_store::{
-    Enqueued, FindingFilter, Health, ImageFilter, JobState, NewJob, Page, PageOf, Principal,
+    Enqueued, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob, Page, PageOf, Principal,
     Reason, Role, ScanFilter, Severity, Store, now_ms, rfc3339,
 };
 use serde::{Deserialize, Serialize};
@@ -244,10 +244,11 @@ fn id_of(p: Result<Path<i64>, PathRejection>) -> ApiResult<i64> {
     p.map(|Path(id)| id).map_err(|_| ApiError::not_found())
 }
 
-fn parse_word<T: std::str::FromStr<Err = bulkhead_store::Error>>(
-    name: &str,
-    v: Option<String>,
-) -> ApiResult<Option<T>> {
+fn parse_word<T>(name: &str, v: Option<String>) -> ApiResult<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     v.map(|s| s.parse::<T>())
         .transpose()
         .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
@@ -345,8 +346,8 @@ struct ImageView {
     tags: Vec<String>,
     platform: Option<String>,
     os: Option<OsView>,
-    health: Health,
-    counts: bulkhead_store::Counts,
+    health: ImageHealth,
+    counts: bulkhead_model::Summary,
     packages: i64,
     first_seen_at: String,
     scanned_at: Option<String>,

@@ -125,7 +125,7 @@ pub async fn send(
         Err(e) => {
             return Attempt::Refused {
                 status: None,
-                error: http_error(e),
+                error: bulkhead_scan::text::http_error(e),
             };
         }
     };
@@ -153,24 +153,6 @@ pub async fn send(
         status: Some(status.as_u16()),
         error,
     }
-}
-
-/// A reqwest error with its causes ("connection refused"), without the URL (the delivery
-/// row has it).
-fn http_error(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if timeout {
-        text.push_str(" (timed out)");
-    }
-    text
 }
 
 /// The HTTP client for notifications: no redirects (a signed event goes to the configured

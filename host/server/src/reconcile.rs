@@ -230,9 +230,7 @@ impl Reconciler {
                         }
                         // Not an image (a Helm chart, a signature): enqueued all the same,
                         // so that its owner sees it `unsupported`, as the webhook does.
-                        Err(SourceError::Invalid { message, .. })
-                            if super::worker::unsupported_media(&message) =>
-                        {
+                        Err(SourceError::Unsupported { .. }) => {
                             vec![(digest.clone(), String::new(), None)]
                         }
                         Err(e) => {

@@ -39,7 +39,7 @@ pub struct Inspection {
 
 /// Is the failure worth trying again later (the registry is down, slow or overloaded)?
 pub fn transient(e: &SourceError) -> bool {
-    matches!(e, SourceError::Network { .. } | SourceError::Io { .. })
+    e.disposition() == bulkhead_scan::image::Disposition::Transient
 }
 
 /// Fetch `repository` at `reference` (a tag, or a `sha256:` digest) from `registry`.

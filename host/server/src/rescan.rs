@@ -166,15 +166,14 @@ pub fn with_assessment(
 }
 
 /// One stored report matched again: `Ok(None)` when it was already matched against
-/// `current`; the new report's JSON otherwise.
+/// `current`; the new report otherwise.
 fn reassess(
     db: &bulkhead_advisories::Store,
     current: &[DbSource],
     options: &AssessOptions,
-    report_json: &str,
-) -> Result<Option<String>> {
-    let report: Report =
-        serde_json::from_str(report_json).context("the stored report is not a JSON report")?;
+    stored: &Result<Report, String>,
+) -> Result<Option<Report>> {
+    let report = stored.clone().map_err(anyhow::Error::msg)?;
     if report.database.as_deref() == Some(current) {
         return Ok(None);
     }
@@ -190,10 +189,7 @@ fn reassess(
         &options.policy,
         jiff::Timestamp::now(),
     )?;
-    let report = with_assessment(report, assessment, diagnostics);
-    Ok(Some(
-        serde_json::to_string(&report).context("cannot serialise the new report")?,
-    ))
+    Ok(Some(with_assessment(report, assessment, diagnostics)))
 }
 
 /// One pass: match every stored report that was not matched against the database at
@@ -233,9 +229,9 @@ pub async fn rescan_all(
         // database handle moved in and back out.
         let (opts, cur) = (options.clone(), current.clone());
         let (back, results) = tokio::task::spawn_blocking(move || {
-            let results: Vec<(i64, Result<Option<String>>)> = batch
+            let results: Vec<(i64, Result<Option<Report>>)> = batch
                 .iter()
-                .map(|r| (r.image_id, reassess(&db, &cur, &opts, &r.report_json)))
+                .map(|r| (r.image_id, reassess(&db, &cur, &opts, &r.report)))
                 .collect();
             (db, results)
         })
@@ -244,13 +240,13 @@ pub async fn rescan_all(
         db = back;
         for (image_id, result) in results {
             summary.examined += 1;
-            let json = match result {
+            let report = match result {
                 Ok(None) => {
                     summary.current += 1;
                     metrics.rescanned_image("current");
                     continue;
                 }
-                Ok(Some(json)) => json,
+                Ok(Some(report)) => report,
                 Err(e) => {
                     tracing::warn!(
                         image = image_id,
@@ -261,7 +257,7 @@ pub async fn rescan_all(
                     continue;
                 }
             };
-            match store.update_assessment(image_id, &json, now_ms()).await {
+            match store.update_assessment(image_id, &report, now_ms()).await {
                 Ok(c) => {
                     summary.rescanned += 1;
                     if c.health_event {

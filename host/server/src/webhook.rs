@@ -526,11 +526,7 @@ pub async fn receive(
                         .unzip(),
                     // Not an image (a Helm chart, a signature): still recorded, so that
                     // its owner sees it as `unsupported` rather than not at all.
-                    Err(SourceError::Invalid { message, .. })
-                        if super::worker::unsupported_media(&message) =>
-                    {
-                        (vec![target], vec![None])
-                    }
+                    Err(SourceError::Unsupported { .. }) => (vec![target], vec![None]),
                     Err(e) if super::registry::transient(&e) => {
                         metrics.webhook_event(kind, "inspect_failed");
                         tracing::warn!(registry = %registry.name, "webhook: {e}; asking the registry to send it again");

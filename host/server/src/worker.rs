@@ -20,14 +20,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead_store::{Error as StoreError, Job, ScanResult, Store, now_ms};
+use bulkhead_store::{Error as StoreError, Job, Report, ScanResult, Store, now_ms};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServeConfig;
 use super::metrics::Metrics;
-use bulkhead_scan::layers::stream::LayerError;
+use bulkhead_scan::image::Disposition;
 use bulkhead_scan::pipeline::Pipeline;
-use bulkhead_scan::source::{Source, SourceError};
+use bulkhead_scan::source::Source;
 
 /// What the workers share.
 #[derive(Clone)]
@@ -56,43 +56,15 @@ pub enum Failure {
     Unsupported(String),
 }
 
-/// Sort a scan error into [`Failure`]s by its type, not its text, where the type says it.
+/// Sort a scan error into [`Failure`]s by its type (the scanner's [`Disposition`]), never
+/// by its text.
 pub fn classify(e: &anyhow::Error) -> Failure {
     let message = format!("{e:#}");
-    for cause in e.chain() {
-        if let Some(s) = cause.downcast_ref::<SourceError>() {
-            return match s {
-                SourceError::Network { .. } | SourceError::Io { .. } => Failure::Transient(message),
-                SourceError::Invalid {
-                    message: detail, ..
-                } if unsupported_media(detail) => Failure::Unsupported(message),
-                SourceError::PlatformMissing { .. } => Failure::Unsupported(message),
-                SourceError::NotFound { .. }
-                | SourceError::Unauthorized { .. }
-                | SourceError::DigestMismatch { .. }
-                | SourceError::TooLarge { .. }
-                | SourceError::Invalid { .. } => Failure::Permanent(message),
-            };
-        }
-        if let Some(l) = cause.downcast_ref::<LayerError>() {
-            return match l {
-                // A blob that ended early is what a dropped connection looks like.
-                LayerError::SizeMismatch {
-                    expected, actual, ..
-                } if actual < expected => Failure::Transient(message),
-                _ => Failure::Permanent(message),
-            };
-        }
+    match bulkhead_scan::scan::disposition(e) {
+        Disposition::Transient => Failure::Transient(message),
+        Disposition::Permanent => Failure::Permanent(message),
+        Disposition::Unsupported => Failure::Unsupported(message),
     }
-    Failure::Permanent(message)
-}
-
-/// The manifest parser's words for documents that are not container images.
-pub(crate) fn unsupported_media(detail: &str) -> bool {
-    detail.contains("unsupported manifest media type")
-        || detail.contains("not a container image")
-        || detail.contains("schema 1 manifests are not supported")
-        || detail.contains("unsupported schemaVersion")
 }
 
 impl Workers {
@@ -270,28 +242,19 @@ impl Workers {
                 Failure::Unsupported(m) => self.finish_failed(&job, &token, &m, true).await,
             },
             Ok(Ok(result)) => {
-                let report = result.report();
-                let json = match serde_json::to_string(&report) {
-                    Ok(j) => j,
-                    Err(e) => {
-                        let m = format!("cannot serialise the report: {e}");
-                        self.finish_failed(&job, &token, &m, false).await;
-                        return;
-                    }
-                };
                 self.metrics.scan_duration(started.elapsed());
-                self.complete(&job, &token, json, "done").await;
+                self.complete(&job, &token, result.report(), "done").await;
             }
         }
     }
 
     /// Record a report; a store that is briefly unavailable is tried again, since the scan
     /// itself was the expensive part.
-    async fn complete(&self, job: &Job, token: &str, report_json: String, outcome: &'static str) {
+    async fn complete(&self, job: &Job, token: &str, report: Report, outcome: &'static str) {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=4 {
             let result = ScanResult {
-                report_json: report_json.clone(),
+                report: report.clone(),
                 now: now_ms(),
             };
             match self.store.complete(job.id, token, &result).await {
@@ -413,6 +376,8 @@ async fn heartbeat(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bulkhead_scan::layers::stream::LayerError;
+    use bulkhead_scan::source::SourceError;
 
     fn source(e: SourceError) -> anyhow::Error {
         anyhow::Error::new(e).context("scanning 127.0.0.1:5000/x@sha256:00")
@@ -452,7 +417,7 @@ mod tests {
             "not a container image: config media type \"application/vnd.cncf.helm.config.v1+json\" (an artifact such as a Helm chart or a signature?)",
             "unsupported manifest media type \"application/vnd.oci.artifact.manifest.v1+json\"",
         ] {
-            let got = classify(&source(SourceError::Invalid {
+            let got = classify(&source(SourceError::Unsupported {
                 what: "m".into(),
                 message: detail.into(),
             }));
@@ -484,8 +449,8 @@ mod tests {
 
     #[test]
     fn the_parser_still_says_what_classify_looks_for() {
-        // `unsupported_media` matches the manifest parser's messages: if they change, this
-        // fails rather than Helm charts silently becoming `failed`.
+        // The parser types what is not an image, so that Helm charts become `unsupported`
+        // rather than `failed`.
         let limits = bulkhead_scan::source::manifest::Limits {
             max_manifest_bytes: 1 << 20,
             max_layers: 10,
@@ -499,10 +464,11 @@ mod tests {
         for doc in [&helm[..], &artifact[..], &schema1[..]] {
             let e = bulkhead_scan::source::manifest::parse_document(doc, "m", &limits)
                 .expect_err("not an image");
-            let SourceError::Invalid { message, .. } = &e else {
-                panic!("{e:?}");
-            };
-            assert!(unsupported_media(message), "{message}");
+            assert!(matches!(e, SourceError::Unsupported { .. }), "{e:?}");
+            assert!(matches!(
+                classify(&anyhow::Error::new(e)),
+                Failure::Unsupported(_)
+            ));
         }
     }
 }

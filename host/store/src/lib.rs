@@ -26,6 +26,7 @@ pub mod schema;
 pub mod sql;
 mod time;
 
+pub use bulkhead_model::{Report, Severity, Summary};
 pub use sql::{Dialect, QueryLimits, QueryResult, Row, Value};
 pub use time::{now_ms, rfc3339};
 
@@ -129,8 +130,10 @@ text_enum! {
 }
 
 text_enum! {
-    /// An image's health (docs/service-design.md, `images.health`).
-    Health {
+    /// An image's health in the service (docs/service-design.md, `images.health`): the
+    /// assessment's verdict ([`bulkhead_model::Health`]) once it has one, else where its
+    /// scanning stands.
+    ImageHealth {
         Healthy = "healthy",
         Unhealthy = "unhealthy",
         /// Known (pushed), not scanned yet.
@@ -141,6 +144,15 @@ text_enum! {
         Failed = "failed",
         /// Not an image we scan (a Helm chart, an attestation…).
         Unsupported = "unsupported",
+    }
+}
+
+impl From<bulkhead_model::Health> for ImageHealth {
+    fn from(h: bulkhead_model::Health) -> Self {
+        match h {
+            bulkhead_model::Health::Healthy => ImageHealth::Healthy,
+            bulkhead_model::Health::Unhealthy => ImageHealth::Unhealthy,
+        }
     }
 }
 
@@ -157,25 +169,6 @@ text_enum! {
 text_enum! {
     /// A notification delivery's state.
     DeliveryState { Pending = "pending", Delivered = "delivered", Failed = "failed" }
-}
-
-text_enum! {
-    /// Bulkhead's severity words, ordered from `Unknown` (lowest) to `Critical`.
-    Severity {
-        Unknown = "unknown",
-        Negligible = "negligible",
-        Low = "low",
-        Medium = "medium",
-        High = "high",
-        Critical = "critical",
-    }
-}
-
-impl Severity {
-    /// `severity_rank` in the tables: 0 unknown … 5 critical.
-    pub fn rank(self) -> i64 {
-        self as i64
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,11 +311,11 @@ pub struct Job {
     pub image_id: Option<i64>,
 }
 
-/// A successful scan to record: the JSON report (`report::Report` serialised, the shape
-/// of docs/report.schema.json) and when it finished.
+/// A successful scan to record: its report (inventory and assessment, the model's
+/// [`Report`]) and when it finished.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScanResult {
-    pub report_json: String,
+    pub report: Report,
     pub now: i64,
 }
 
@@ -339,8 +332,8 @@ pub struct NewFinding {
 pub struct Completed {
     pub image_id: i64,
     /// The health of the image's previous successful assessment; `None` on its first.
-    pub previous_health: Option<Health>,
-    pub health: Health,
+    pub previous_health: Option<ImageHealth>,
+    pub health: ImageHealth,
     /// Critical/high findings that the previous assessment did not have (by vulnerability
     /// id and package); on the first assessment, all of them.
     pub new_problem_findings: Vec<NewFinding>,
@@ -356,7 +349,8 @@ pub struct Completed {
 pub struct StoredReport {
     pub image_id: i64,
     pub tenant_id: TenantId,
-    pub report_json: String,
+    /// The report, or why it cannot be read (it is then left as it is).
+    pub report: std::result::Result<Report, String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -382,18 +376,6 @@ pub struct PageOf<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Severity counts of an image.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub critical: i64,
-    pub high: i64,
-    pub medium: i64,
-    pub low: i64,
-    pub negligible: i64,
-    pub unknown: i64,
-    pub suppressed: i64,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Image {
     pub id: i64,
@@ -407,8 +389,9 @@ pub struct Image {
     pub os_name: Option<String>,
     /// End of security support, ms since the epoch (midnight UTC of the date).
     pub os_eol: Option<i64>,
-    pub health: Health,
-    pub counts: Counts,
+    pub health: ImageHealth,
+    /// Finding counts by severity, and suppressed ones.
+    pub counts: Summary,
     pub packages: i64,
     pub first_seen_at: i64,
     pub scanned_at: Option<i64>,
@@ -422,7 +405,7 @@ pub struct ImageFilter {
     pub registry: Option<String>,
     pub repository: Option<String>,
     pub repository_prefix: Option<String>,
-    pub health: Option<Health>,
+    pub health: Option<ImageHealth>,
     /// Images with at least one finding at or above this severity.
     pub min_severity: Option<Severity>,
     /// Images that were pushed with this tag.
@@ -515,8 +498,8 @@ pub struct HealthEvent {
     pub id: i64,
     pub image_id: i64,
     pub at: i64,
-    pub from_health: Option<Health>,
-    pub to_health: Health,
+    pub from_health: Option<ImageHealth>,
+    pub to_health: ImageHealth,
     pub reason: String,
     pub new_findings: Vec<NewFinding>,
 }
@@ -891,11 +874,15 @@ impl Store {
         result: &ScanResult,
     ) -> Result<Completed> {
         let token = lease_token.to_string();
-        let parsed = report::parse(&result.report_json)?;
-        let json = result.report_json.clone();
-        let now = result.now;
+        let health = report::assessed(&result.report)?;
+        let json = report::encode(&result.report)?;
+        let (report, now) = (result.report.clone(), result.now);
         self.db
-            .write(move |tx| Box::pin(results::complete(tx, job_id, token, parsed, json, now)))
+            .write(move |tx| {
+                Box::pin(results::complete(
+                    tx, job_id, token, report, health, json, now,
+                ))
+            })
             .await
     }
 
@@ -962,13 +949,18 @@ impl Store {
     pub async fn update_assessment(
         &self,
         image_id: i64,
-        report_json: &str,
+        report: &Report,
         now: i64,
     ) -> Result<Completed> {
-        let parsed = report::parse(report_json)?;
-        let json = report_json.to_string();
+        let health = report::assessed(report)?;
+        let json = report::encode(report)?;
+        let report = report.clone();
         self.db
-            .write(move |tx| Box::pin(results::update_assessment(tx, image_id, parsed, json, now)))
+            .write(move |tx| {
+                Box::pin(results::update_assessment(
+                    tx, image_id, report, health, json, now,
+                ))
+            })
             .await
     }
 

@@ -5,7 +5,7 @@
 //! enqueues, claims and completions cannot deadlock.
 
 use crate::sql::{Dialect, Row, Tx, Value};
-use crate::{Enqueued, Error, Health, Job, NewJob, Pushed, Result, TenantId};
+use crate::{Enqueued, Error, ImageHealth, Job, NewJob, Pushed, Result, TenantId};
 
 /// At most this many tags are remembered per image (the newest): a registry client pushing
 /// the same digest under endless tags must not grow a row without bound.
@@ -322,9 +322,9 @@ pub(crate) async fn fail(
     .await?;
     if let Some(image_id) = image {
         let health = if unsupported {
-            Health::Unsupported
+            ImageHealth::Unsupported
         } else {
-            Health::Failed
+            ImageHealth::Failed
         };
         tx.execute(
             "UPDATE images SET last_error = $1, updated_at = $2, \

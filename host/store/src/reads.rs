@@ -7,9 +7,9 @@ use crate::cursor;
 use crate::queue::{JOB_COLUMNS, job_from_row};
 use crate::sql::{Dialect, Row, Tx, Value};
 use crate::{
-    Counts, DEFAULT_PAGE, DeliveryInfo, DeliveryState, Finding, FindingFilter, Health, HealthEvent,
-    Image, ImageFilter, ImageRef, JobState, MAX_PAGE, Package, Page, PageOf, RecommendationGroup,
-    Result, ScanFilter, Severity, Stats, TenantId, TenantSummary,
+    DEFAULT_PAGE, DeliveryInfo, DeliveryState, Finding, FindingFilter, HealthEvent, Image,
+    ImageFilter, ImageHealth, ImageRef, JobState, MAX_PAGE, Package, Page, PageOf,
+    RecommendationGroup, Result, ScanFilter, Severity, Stats, Summary, TenantId, TenantSummary,
 };
 
 /// Statement text and its parameters, built together so that `$n` always matches.
@@ -92,14 +92,14 @@ fn image_from_row(r: &Row) -> Result<Image> {
         os_name: r.opt_text(8)?,
         os_eol: r.opt_int(9)?,
         health: r.parsed(10)?,
-        counts: Counts {
-            critical: r.int(11)?,
-            high: r.int(12)?,
-            medium: r.int(13)?,
-            low: r.int(14)?,
-            negligible: r.int(15)?,
-            unknown: r.int(16)?,
-            suppressed: r.int(17)?,
+        counts: Summary {
+            critical: r.count(11)?,
+            high: r.count(12)?,
+            medium: r.count(13)?,
+            low: r.count(14)?,
+            negligible: r.count(15)?,
+            unknown: r.count(16)?,
+            suppressed: r.count(17)?,
         },
         packages: r.int(18)?,
         first_seen_at: r.int(19)?,
@@ -410,10 +410,7 @@ pub(crate) async fn recommendations(
         items.push(RecommendationGroup {
             package,
             fixed_version,
-            severity: usize::try_from(rank)
-                .ok()
-                .and_then(|r| Severity::ALL.get(r).copied())
-                .unwrap_or(Severity::Unknown),
+            severity: Severity::from_rank(rank).unwrap_or(Severity::Unknown),
             fixes: fixes.into_iter().collect(),
             image_count: g.int(3)?,
             images,
@@ -585,7 +582,7 @@ pub(crate) async fn tenant_summary(tx: &mut dyn Tx, tenant: TenantId) -> Result<
             tx,
             "SELECT health, COUNT(*) FROM images WHERE tenant_id = $1 GROUP BY health",
             &t,
-            Health::ALL.iter().map(|h| h.as_str()),
+            ImageHealth::ALL.iter().map(|h| h.as_str()),
         )
         .await?,
         jobs: grouped(
@@ -625,7 +622,7 @@ pub(crate) async fn stats(tx: &mut dyn Tx, now: i64) -> Result<Stats> {
             tx,
             "SELECT health, COUNT(*) FROM images GROUP BY health",
             &[],
-            Health::ALL.iter().map(|h| h.as_str()),
+            ImageHealth::ALL.iter().map(|h| h.as_str()),
         )
         .await?,
         deliveries: grouped(

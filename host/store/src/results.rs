@@ -9,10 +9,11 @@ use std::collections::{HashMap, HashSet};
 use serde_json::json;
 
 use crate::queue;
-use crate::report::{self, Report};
+use crate::report;
 use crate::sql::{Dialect, Tx, Value};
 use crate::{
-    Completed, Delivery, Error, Health, NewFinding, Result, Severity, StoredReport, TenantId,
+    Completed, Delivery, Error, ImageHealth, NewFinding, Report, Result, Severity, StoredReport,
+    TenantId,
 };
 
 /// Rows per multi-row INSERT, so that the parameters stay far below both databases'
@@ -58,6 +59,7 @@ pub(crate) async fn complete(
     job_id: i64,
     token: String,
     report: Report,
+    health: bulkhead_model::Health,
     json: String,
     now: i64,
 ) -> Result<Completed> {
@@ -71,17 +73,18 @@ pub(crate) async fn complete(
     )
     .await?
     .ok_or_else(|| Error::Db(format!("job {job_id} has no image")))?;
-    record(tx, image_id, report, json, now, "scan").await
+    record(tx, image_id, report, health, json, now, "scan").await
 }
 
 pub(crate) async fn update_assessment(
     tx: &mut dyn Tx,
     image_id: i64,
     report: Report,
+    health: bulkhead_model::Health,
     json: String,
     now: i64,
 ) -> Result<Completed> {
-    record(tx, image_id, report, json, now, "rescan").await
+    record(tx, image_id, report, health, json, now, "rescan").await
 }
 
 /// Writes an assessment of image `image_id`: see docs/service-design.md, "Complete".
@@ -89,6 +92,7 @@ async fn record(
     tx: &mut dyn Tx,
     image_id: i64,
     report: Report,
+    health: bulkhead_model::Health,
     json: String,
     now: i64,
     reason: &str,
@@ -112,10 +116,11 @@ async fn record(
     let tenant = TenantId(image.int(0)?);
     let tenant_name = image.text(1)?;
     let previous_report = image.opt_text(7)?;
-    let previous_health = previous_report.as_deref().and_then(report::stored_health);
-    let health = report
-        .health
-        .ok_or_else(|| Error::Report("no health".to_string()))?;
+    let previous_health = previous_report
+        .as_deref()
+        .and_then(report::stored_health)
+        .map(ImageHealth::from);
+    let health = ImageHealth::from(health);
     let counts = report.summary.clone().unwrap_or_default();
 
     // Findings seen before in this image keep their first_seen_at.
@@ -168,7 +173,7 @@ async fn record(
             (&f.package).into(),
             (&f.installed_version).into(),
             f.fixed_version.clone().into(),
-            (&f.fix_state).into(),
+            f.fix_state.as_str().into(),
             f.severity.as_str().into(),
             f.severity.rank().into(),
             f.cvss.as_ref().map(|c| c.score).into(),
@@ -285,7 +290,7 @@ async fn record(
             report.image.platform.clone().into(),
             os.map(|o| o.id.clone()).into(),
             os.and_then(|o| o.version_id.clone()).into(),
-            os.and_then(|o| o.name.clone()).into(),
+            os.and_then(|o| o.pretty_name.clone()).into(),
             os.and_then(|o| o.eol.as_ref())
                 .and_then(|e| crate::time::date_ms(&e.date))
                 .into(),
@@ -297,7 +302,7 @@ async fn record(
             counts.negligible.into(),
             counts.unknown.into(),
             counts.suppressed.into(),
-            (report.packages.len() as i64).into(),
+            report.packages.len().into(),
             now.into(),
             json.into(),
             image_id.into(),
@@ -327,8 +332,8 @@ async fn record(
     // scanned before has a new critical/high finding. Nothing for a healthy image, even
     // with a high finding under a `critical` health threshold.
     let became_unhealthy =
-        health == Health::Unhealthy && previous_health != Some(Health::Unhealthy);
-    let worse = health == Health::Unhealthy
+        health == ImageHealth::Unhealthy && previous_health != Some(ImageHealth::Unhealthy);
+    let worse = health == ImageHealth::Unhealthy
         && previous_report.is_some()
         && !new_problem_findings.is_empty();
     let mut notified = false;
@@ -398,7 +403,12 @@ pub(crate) async fn stored_reports(
             Ok(StoredReport {
                 image_id: r.int(0)?,
                 tenant_id: TenantId(r.int(1)?),
-                report_json: r.text(2)?,
+                // One unreadable report must not stop the rescan of the others.
+                report: report::decode(
+                    &r.text(2)?,
+                    &format!("the stored report of image {}", r.int(0)?),
+                )
+                .map_err(|e| e.to_string()),
             })
         })
         .collect()

@@ -53,6 +53,12 @@ impl From<i64> for Value {
         Value::Int(v)
     }
 }
+impl From<usize> for Value {
+    fn from(v: usize) -> Self {
+        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+
 impl From<f64> for Value {
     fn from(v: f64) -> Value {
         Value::Real(v)
@@ -159,16 +165,29 @@ impl Row {
         }
     }
     /// A text column parsed with `FromStr` (the enums stored as words).
-    pub fn parsed<T: std::str::FromStr<Err = Error>>(&self, i: usize) -> Result<T> {
+    /// A non-negative count column.
+    pub fn count(&self, i: usize) -> Result<usize> {
+        let n = self.int(i)?;
+        usize::try_from(n).map_err(|_| Error::Db(format!("result column {i}: count {n}")))
+    }
+    pub fn parsed<T>(&self, i: usize) -> Result<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
         self.text(i)?
             .parse()
-            .map_err(|e: Error| Error::Db(format!("result column {i}: {e}")))
+            .map_err(|e: T::Err| Error::Db(format!("result column {i}: {e}")))
     }
-    pub fn opt_parsed<T: std::str::FromStr<Err = Error>>(&self, i: usize) -> Result<Option<T>> {
+    pub fn opt_parsed<T>(&self, i: usize) -> Result<Option<T>>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
         self.opt_text(i)?
             .map(|s| {
                 s.parse()
-                    .map_err(|e: Error| Error::Db(format!("result column {i}: {e}")))
+                    .map_err(|e: T::Err| Error::Db(format!("result column {i}: {e}")))
             })
             .transpose()
     }

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bulkhead_store::schema::SCHEMA_VERSION;
 use bulkhead_store::{
-    Completed, Enqueued, Error, FindingFilter, Health, ImageFilter, JobState, NewJob, Page, Pushed,
-    QueryLimits, Reason, Role, ScanFilter, ScanResult, Severity, Store, StoreConfig, TenantId,
-    TenantSpec, Value,
+    Completed, Enqueued, Error, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob, Page,
+    Pushed, QueryLimits, Reason, Role, ScanFilter, ScanResult, Severity, Store, StoreConfig,
+    TenantId, TenantSpec, Value,
 };
 use bulkhead_test_artifacts::postgres::PgCluster;
 use serde_json::{Value as Json, json};
@@ -110,6 +110,11 @@ fn report() -> Json {
     )
     .expect("read the report fixture");
     serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// A report as the scanner would hand it to the store, from its JSON.
+fn typed(r: &Json) -> bulkhead_store::Report {
+    serde_json::from_value(r.clone()).expect("the fixture is a report of the model's shape")
 }
 
 fn findings(r: &Json) -> &Vec<Json> {
@@ -217,7 +222,7 @@ async fn scan(
             job,
             claimed.lease_token.as_deref().expect("lease token"),
             &ScanResult {
-                report_json: report.to_string(),
+                report: typed(report),
                 now,
             },
         )
@@ -442,7 +447,7 @@ async fn coalescing(env: Env) {
         .expect("images");
     assert_eq!(images.items.len(), 1);
     let image = &images.items[0];
-    assert_eq!(image.health, Health::Pending);
+    assert_eq!(image.health, ImageHealth::Pending);
     let tags: BTreeSet<String> = image.tags.iter().cloned().collect();
     let want: BTreeSet<String> = (0..24).map(|i| format!("v{i}")).collect();
     assert_eq!(tags, want);
@@ -466,7 +471,7 @@ async fn coalescing(env: Env) {
             id,
             job.lease_token.as_deref().expect("token"),
             &ScanResult {
-                report_json: report().to_string(),
+                report: typed(&report()),
                 now: T0 + 1,
             },
         )
@@ -555,7 +560,7 @@ async fn pushes_of_scanned_images(env: Env) {
             id,
             job.lease_token.as_deref().expect("token"),
             &ScanResult {
-                report_json: report().to_string(),
+                report: typed(&report()),
                 now: T0 + 1,
             },
         )
@@ -654,10 +659,10 @@ async fn pushes_of_scanned_images(env: Env) {
             .expect("read")
             .expect("image");
         if unsupported {
-            assert_eq!(chart.health, Health::Unsupported);
+            assert_eq!(chart.health, ImageHealth::Unsupported);
             assert_eq!(again, Pushed::AlreadyScanned { image_id: chart.id });
         } else {
-            assert_eq!(chart.health, Health::Failed);
+            assert_eq!(chart.health, ImageHealth::Failed);
             assert!(
                 matches!(again, Pushed::Job(Enqueued::New(n)) if n != jid),
                 "{again:?}"
@@ -712,7 +717,7 @@ async fn pushes_of_scanned_images(env: Env) {
                     rid,
                     &token,
                     &ScanResult {
-                        report_json: report().to_string(),
+                        report: typed(&report()),
                         now: T0 + 21,
                     },
                 )
@@ -761,7 +766,7 @@ async fn claim_race(env: Env) {
             .await
             .expect("enqueue");
     }
-    let report = Arc::new(report().to_string());
+    let report = Arc::new(typed(&report()));
     // Three workers race: every job is claimed and completed exactly once.
     let workers: Vec<_> = (0..3)
         .map(|w| {
@@ -779,7 +784,7 @@ async fn claim_race(env: Env) {
                             job.id,
                             job.lease_token.as_deref().expect("token"),
                             &ScanResult {
-                                report_json: report.to_string(),
+                                report: (*report).clone(),
                                 now: T0,
                             },
                         )
@@ -841,7 +846,7 @@ async fn lease_expiry(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.health, Health::Scanning);
+    assert_eq!(image.health, ImageHealth::Scanning);
     // Still leased: nobody else gets it; a heartbeat extends it.
     assert!(
         store
@@ -887,7 +892,7 @@ async fn lease_expiry(env: Env) {
             first.id,
             &token1,
             &ScanResult {
-                report_json: r.to_string(),
+                report: typed(&r),
                 now: T0 + 1600,
             },
         )
@@ -922,7 +927,7 @@ async fn lease_expiry(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.health, Health::Scanning);
+    assert_eq!(image.health, ImageHealth::Scanning);
     assert!(
         store
             .image_report(t, image.id)
@@ -941,13 +946,13 @@ async fn lease_expiry(env: Env) {
             second.id,
             second.lease_token.as_deref().expect("token"),
             &ScanResult {
-                report_json: r.to_string(),
+                report: typed(&r),
                 now: T0 + 1700,
             },
         )
         .await
         .expect("complete");
-    assert_eq!(done.health, Health::Unhealthy);
+    assert_eq!(done.health, ImageHealth::Unhealthy);
     assert_eq!(
         store.job(first.id).await.expect("read").expect("job").state,
         JobState::Done
@@ -958,7 +963,7 @@ async fn lease_expiry(env: Env) {
             second.id,
             second.lease_token.as_deref().expect("token"),
             &ScanResult {
-                report_json: r.to_string(),
+                report: typed(&r),
                 now: T0 + 1800,
             },
         )
@@ -1000,7 +1005,7 @@ async fn retry_and_fail(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.health, Health::Pending);
+    assert_eq!(image.health, ImageHealth::Pending);
     assert_eq!(image.last_error.as_deref(), Some("registry answered 503"));
     assert_eq!(store.queue_depth().await.expect("depth"), 1);
     assert_eq!(store.stats(T0).await.expect("stats").jobs_ready, 0);
@@ -1040,7 +1045,7 @@ async fn retry_and_fail(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.health, Health::Unsupported);
+    assert_eq!(image.health, ImageHealth::Unsupported);
     assert_eq!(store.queue_depth().await.expect("depth"), 0);
 
     // A failed rescan of an assessed image keeps its health, records the error.
@@ -1062,7 +1067,7 @@ async fn retry_and_fail(env: Env) {
         .expect("image");
     assert_eq!(
         image.health,
-        Health::Unhealthy,
+        ImageHealth::Unhealthy,
         "a rescan does not hide the health"
     );
     store
@@ -1080,7 +1085,7 @@ async fn retry_and_fail(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.health, Health::Unhealthy);
+    assert_eq!(image.health, ImageHealth::Unhealthy);
     assert_eq!(image.last_error.as_deref(), Some("manifest unknown"));
     let stats = store.stats(T0).await.expect("stats");
     assert_eq!(stats.jobs["failed"], 2);
@@ -1097,7 +1102,7 @@ async fn assessment_rows(env: Env) {
     let r = report();
     let (job, done) = scan(store, t, "app", "sha256:aa", &r, T0).await;
     assert_eq!(done.previous_health, None);
-    assert_eq!(done.health, Health::Unhealthy);
+    assert_eq!(done.health, ImageHealth::Unhealthy);
     // A first assessment: every critical and high finding is new (what the notification
     // of a new unhealthy image lists), once per (id, package).
     let mut problems: Vec<(String, String)> = r["findings"]
@@ -1126,10 +1131,10 @@ async fn assessment_rows(env: Env) {
         .await
         .expect("read")
         .expect("image");
-    assert_eq!(image.counts.critical, count_severity(&r, "critical"));
-    assert_eq!(image.counts.high, count_severity(&r, "high"));
-    assert_eq!(image.counts.medium, count_severity(&r, "medium"));
-    assert_eq!(image.counts.low, count_severity(&r, "low"));
+    assert_eq!(image.counts.critical as i64, count_severity(&r, "critical"));
+    assert_eq!(image.counts.high as i64, count_severity(&r, "high"));
+    assert_eq!(image.counts.medium as i64, count_severity(&r, "medium"));
+    assert_eq!(image.counts.low as i64, count_severity(&r, "low"));
     assert_eq!(
         image.packages,
         r["packages"].as_array().expect("packages").len() as i64
@@ -1251,16 +1256,12 @@ async fn assessment_rows(env: Env) {
     unassessed["health"] = Json::Null;
     assert!(matches!(
         store
-            .update_assessment(image.id, &unassessed.to_string(), T0)
+            .update_assessment(image.id, &typed(&unassessed), T0)
             .await,
         Err(Error::Report(_))
     ));
     assert!(matches!(
-        store.update_assessment(image.id, "{not json", T0).await,
-        Err(Error::Report(_))
-    ));
-    assert!(matches!(
-        store.update_assessment(999_999, &r.to_string(), T0).await,
+        store.update_assessment(999_999, &typed(&r), T0).await,
         Err(Error::NotFound(_))
     ));
 }
@@ -1275,16 +1276,16 @@ async fn first_seen_and_new_findings(env: Env) {
     let image = first.image_id;
     // The same report again, later: nothing new, first_seen kept.
     let again = store
-        .update_assessment(image, &r.to_string(), T0 + 1000)
+        .update_assessment(image, &typed(&r), T0 + 1000)
         .await
         .expect("rescan");
-    assert_eq!(again.previous_health, Some(Health::Unhealthy));
+    assert_eq!(again.previous_health, Some(ImageHealth::Unhealthy));
     assert!(again.new_problem_findings.is_empty());
     assert!(!again.health_event && !again.notified);
     // Plus one new critical finding.
     let more = with_extra_finding(&r, "CVE-2099-0001", "critical");
     let third = store
-        .update_assessment(image, &more.to_string(), T0 + 2000)
+        .update_assessment(image, &typed(&more), T0 + 2000)
         .await
         .expect("rescan");
     let package = findings(&r)[0]["package"]
@@ -1325,7 +1326,7 @@ async fn first_seen_and_new_findings(env: Env) {
     assert_eq!(events.items[0].reason, "rescan");
     assert_eq!(
         (events.items[1].from_health, events.items[1].to_health),
-        (None, Health::Unhealthy)
+        (None, ImageHealth::Unhealthy)
     );
     assert_eq!(events.items[1].reason, "scan");
     let deliveries = store.deliveries(t, &all()).await.expect("deliveries");
@@ -1353,40 +1354,40 @@ async fn events_and_notifications_only_for_problems(env: Env) {
     let ok = healthy(&r);
     // A healthy first scan: an event (pending → healthy is a change), no notification.
     let (_, c) = scan(store, notify, "a/app", "sha256:aa", &ok, T0).await;
-    assert_eq!((c.previous_health, c.health), (None, Health::Healthy));
+    assert_eq!((c.previous_health, c.health), (None, ImageHealth::Healthy));
     assert!(c.health_event && !c.notified);
     let image = c.image_id;
     // A new medium finding: not a problem.
     let medium = with_extra_finding(&ok, "CVE-2099-0002", "medium");
     let c = store
-        .update_assessment(image, &medium.to_string(), T0 + 1)
+        .update_assessment(image, &typed(&medium), T0 + 1)
         .await
         .expect("rescan");
     assert!(!c.health_event && !c.notified && c.new_problem_findings.is_empty());
     // Becomes unhealthy: event and notification.
     let c = store
-        .update_assessment(image, &r.to_string(), T0 + 2)
+        .update_assessment(image, &typed(&r), T0 + 2)
         .await
         .expect("rescan");
     assert_eq!(
         (c.previous_health, c.health),
-        (Some(Health::Healthy), Health::Unhealthy)
+        (Some(ImageHealth::Healthy), ImageHealth::Unhealthy)
     );
     assert!(c.health_event && c.notified);
     // Stays unhealthy, nothing new: nothing.
     let c = store
-        .update_assessment(image, &r.to_string(), T0 + 3)
+        .update_assessment(image, &typed(&r), T0 + 3)
         .await
         .expect("rescan");
     assert!(!c.health_event && !c.notified);
     // Healthy again: an event, but good news is not notified.
     let c = store
-        .update_assessment(image, &ok.to_string(), T0 + 4)
+        .update_assessment(image, &typed(&ok), T0 + 4)
         .await
         .expect("rescan");
     assert_eq!(
         (c.previous_health, c.health),
-        (Some(Health::Unhealthy), Health::Healthy)
+        (Some(ImageHealth::Unhealthy), ImageHealth::Healthy)
     );
     assert!(c.health_event && !c.notified);
     assert_eq!(
@@ -1542,7 +1543,7 @@ async fn tenant_isolation(env: Env) {
         vec![b_image]
     );
     let unhealthy = ImageFilter {
-        health: Some(Health::Unhealthy),
+        health: Some(ImageHealth::Unhealthy),
         ..Default::default()
     };
     assert!(
@@ -1846,7 +1847,7 @@ async fn pagination_and_filters(env: Env) {
     );
     assert_eq!(
         f(ImageFilter {
-            health: Some(Health::Healthy),
+            health: Some(ImageHealth::Healthy),
             ..Default::default()
         })
         .await,
@@ -2394,7 +2395,8 @@ fn futures_are_send(store: Store, t: TenantId) {
     let p = page.clone();
     send(async move { s.recommendations(t, &p).await });
     let s = store.clone();
-    send(async move { s.update_assessment(1, "{}", 0).await });
+    let r = typed(&report());
+    send(async move { s.update_assessment(1, &r, 0).await });
     let s = store.clone();
     send(async move { s.claim_delivery(0, LEASE).await });
     let s = store.clone();

@@ -17,10 +17,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bulkhead_advisories::{self as adv, PackageKind, Store};
+use bulkhead_advisories::{self as adv, Store};
 
 use bulkhead_model::{
-    Assessment, DbSource, Diagnostic, Finding, Health, Inventory, Os, Package, Recommendation,
+    Assessment, DbSource, Diagnostic, Finding, Health, Inventory, Package, Recommendation,
     Severity, Summary,
 };
 
@@ -62,29 +62,6 @@ pub struct AssessOptions {
     /// Fail (instead of warning and reporting the inventory only) when there is no
     /// database: a CI gate (`--fail-on`) must never pass because nothing was matched.
     pub require_db: bool,
-}
-
-/// The analyzer's package format, in the matcher's terms.
-fn package_kind(ecosystem: &str) -> Option<PackageKind> {
-    Some(match ecosystem.to_ascii_lowercase().as_str() {
-        "deb" | "dpkg" => PackageKind::Deb,
-        "apk" => PackageKind::Apk,
-        "rpm" => PackageKind::Rpm,
-        "pypi" | "python" => PackageKind::PyPI,
-        "npm" => PackageKind::Npm,
-        "go" | "golang" => PackageKind::Go,
-        "cargo" | "crates.io" | "rust" => PackageKind::Cargo,
-        _ => return None,
-    })
-}
-
-fn os_release(os: &Os) -> adv::OsRelease {
-    adv::OsRelease {
-        id: os.id.clone(),
-        version_id: os.version_id.clone(),
-        version_codename: os.version_codename.clone(),
-        id_like: os.id_like.clone(),
-    }
 }
 
 /// The public page of an advisory id, for reports. Ids are feed data (untrusted): only
@@ -161,33 +138,13 @@ fn assess_in_snapshot(
     now: jiff::Timestamp,
 ) -> Result<(Assessment, Vec<Diagnostic>)> {
     let mut diagnostics = Vec::new();
-    let os = inventory.os.as_ref().map(os_release);
+    let os = inventory.os.as_ref();
 
-    // The matcher's view of the packages; remember which inventory entry each came from.
-    let mut installed = Vec::new();
-    let mut by_key: HashMap<(String, String), &Package> = HashMap::new();
     let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     for p in &inventory.packages {
-        let Some(kind) = package_kind(&p.ecosystem) else {
+        if adv::PackageKind::of(&p.ecosystem).is_none() {
             *unsupported.entry(p.ecosystem.clone()).or_default() += 1;
-            continue;
-        };
-        let modularity_label = p
-            .property("modularity-label")
-            .or_else(|| p.property("modularitylabel"))
-            .map(str::to_string);
-        installed.push(adv::InstalledPackage {
-            name: p.name.clone(),
-            version: p.version.clone(),
-            source_name: p.source_name.clone(),
-            source_version: p.source_version.clone(),
-            arch: p.arch.clone(),
-            ecosystem_kind: kind,
-            modularity_label,
-        });
-        by_key
-            .entry((p.name.clone(), p.version.clone()))
-            .or_insert(p);
+        }
     }
     for (ecosystem, n) in unsupported {
         diagnostics.push(Diagnostic::warning("match-unsupported", format!(
@@ -196,12 +153,9 @@ fn assess_in_snapshot(
     }
 
     // An ecosystem the database does not cover would silently look clean: say so.
-    let mut ecosystems = BTreeSet::new();
-    for p in &installed {
-        if let Some(e) = adv::ecosystem_for(os.as_ref(), p.ecosystem_kind) {
-            ecosystems.insert(e);
-        }
-    }
+    let ecosystem_of =
+        |p: &Package| adv::PackageKind::of(&p.ecosystem).and_then(|k| adv::ecosystem_for(os, k));
+    let ecosystems: BTreeSet<String> = inventory.packages.iter().filter_map(ecosystem_of).collect();
     for e in &ecosystems {
         if !store.has_ecosystem(e).with_context(|| {
             format!(
@@ -209,9 +163,10 @@ fn assess_in_snapshot(
                 store.path().display()
             )
         })? {
-            let n = installed
+            let n = inventory
+                .packages
                 .iter()
-                .filter(|p| adv::ecosystem_for(os.as_ref(), p.ecosystem_kind).as_deref() == Some(e))
+                .filter(|p| ecosystem_of(p).as_deref() == Some(e))
                 .count();
             diagnostics.push(Diagnostic::warning("db-missing-ecosystem", format!(
                     "the advisory database has no advisories for {e}: {n} packages could not be checked; import or update a feed that covers {e} (`bulkhead db update`)"
@@ -219,7 +174,7 @@ fn assess_in_snapshot(
         }
     }
 
-    let report = adv::match_packages_report(store, os.as_ref(), &installed).with_context(|| {
+    let report = adv::match_packages_report(store, os, &inventory.packages).with_context(|| {
         format!(
             "cannot match packages against the advisory database {}",
             store.path().display()
@@ -232,7 +187,7 @@ fn assess_in_snapshot(
     // look its fallback ratings up once.
     let mut ratings = HashMap::new();
     for f in report.findings {
-        findings.push(finding(store, &by_key, &mut ratings, f)?);
+        findings.push(finding(store, &mut ratings, f)?);
     }
 
     // Filters the user asked for, then suppressions.
@@ -326,14 +281,14 @@ fn assess_in_snapshot(
 }
 
 /// One matcher finding, classified and tied back to its inventory entry.
+/// One match classified: its severity (vendor, then CVSS, then unknown), links and title.
 fn finding(
     store: &Store,
-    by_key: &HashMap<(String, String), &Package>,
     fallback_cache: &mut HashMap<String, Vec<adv::Severity>>,
-    f: adv::Finding,
+    m: adv::AdvisoryMatch,
 ) -> Result<Finding> {
-    let package = by_key.get(&(f.package.clone(), f.installed_version.clone()));
-    let feed = f
+    let f = m.finding;
+    let feed = m
         .advisories
         .first()
         .map(|a| a.source.clone())
@@ -362,7 +317,7 @@ fn finding(
     };
     // Only consulted when the finding's own advisories carry no CVSS vector (the vector
     // is shown next to a vendor's rating too).
-    let needs_fallback = severity::best_cvss(&f.severities).is_none();
+    let needs_fallback = severity::best_cvss(&m.severities).is_none();
     let mut extra = Vec::new();
     if needs_fallback {
         for cve in &cves {
@@ -370,8 +325,8 @@ fn finding(
         }
     }
     let decision = severity::decide(
-        f.vendor_severity.as_deref().map(|w| (w, feed.as_str())),
-        &f.severities,
+        m.vendor_severity.as_deref().map(|w| (w, feed.as_str())),
+        &m.severities,
         || extra,
     );
     let urls = std::iter::once(&f.id)
@@ -384,29 +339,12 @@ fn finding(
         f.title.clone()
     };
     Ok(Finding {
-        id: f.id,
-        aliases: f.aliases,
-        source_name: f.advisory_package,
-        fixed_version: f.fixed_version,
-        fix_state: f.fix_state,
         severity: decision.severity,
         severity_source: decision.source,
         cvss: decision.cvss,
         title,
-        ecosystem: f.ecosystem,
-        package_type: package.map(|p| p.ecosystem.clone()).unwrap_or_default(),
-        purl: package.map(|p| p.purl.clone()).unwrap_or_default(),
-        arch: package.and_then(|p| p.arch.clone()),
-        layer_digest: package.and_then(|p| p.layer_digest.clone()),
-        layer_diff_id: package.and_then(|p| p.layer_diff_id.clone()),
-        sources: f
-            .advisories
-            .iter()
-            .map(|a| format!("{}:{}", a.source, a.id))
-            .collect(),
         urls,
-        package: f.package,
-        installed_version: f.installed_version,
+        ..f
     })
 }
 

@@ -350,10 +350,12 @@ async fn fetch(
             request = request.header(IF_MODIFIED_SINCE, lm);
         }
     }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| Unreachable(format!("cannot download {url}: {}", http_error(e))))?;
+    let mut response = request.send().await.map_err(|e| {
+        Unreachable(format!(
+            "cannot download {url}: {}",
+            crate::text::http_error(e)
+        ))
+    })?;
     let status = response.status();
     if status == StatusCode::NOT_MODIFIED && f.conditional.is_some() {
         return Ok(Outcome::NotModified);
@@ -392,11 +394,12 @@ async fn fetch(
         .map_err(|e| Local(format!("cannot write the download of {url}: {e}")))?;
     let mut file = tokio::fs::File::from_std(std_file);
     let mut bytes = 0u64;
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| Unreachable(format!("download of {url} broke off: {}", http_error(e))))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        Unreachable(format!(
+            "download of {url} broke off: {}",
+            crate::text::http_error(e)
+        ))
+    })? {
         bytes += chunk.len() as u64;
         if bytes > max {
             return Err(Local(format!(
@@ -416,24 +419,6 @@ async fn fetch(
         etag,
         last_modified,
     })
-}
-
-/// A reqwest error with its causes ("connection refused", "dns error: …"), without the
-/// URL the caller already names.
-fn http_error(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if timeout {
-        text.push_str(" (timed out)");
-    }
-    text
 }
 
 fn human_bytes(n: u64) -> String {

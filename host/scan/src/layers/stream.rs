@@ -87,6 +87,18 @@ pub enum LayerError {
     Extract(#[from] super::ExtractError),
 }
 
+impl LayerError {
+    pub fn disposition(&self) -> crate::image::Disposition {
+        match self {
+            // A blob that ended early is what a dropped connection looks like.
+            LayerError::SizeMismatch {
+                expected, actual, ..
+            } if actual < expected => crate::image::Disposition::Transient,
+            _ => crate::image::Disposition::Permanent,
+        }
+    }
+}
+
 /// What one layer yields for the analyzers.
 #[derive(Debug)]
 pub struct LayerFiles {

@@ -253,6 +253,13 @@ fn invalid(what: &str, message: impl Into<String>) -> SourceError {
     }
 }
 
+fn unsupported(what: &str, message: impl Into<String>) -> SourceError {
+    SourceError::Unsupported {
+        what: what.to_string(),
+        message: message.into(),
+    }
+}
+
 /// At most 100 characters of untrusted text, for error messages.
 fn truncate(s: &str) -> String {
     if s.chars().count() <= 100 {
@@ -286,19 +293,19 @@ pub fn parse_document(bytes: &[u8], what: &str, limits: &Limits) -> Result<Docum
     match raw.schema_version {
         Some(2) => {}
         Some(1) => {
-            return Err(invalid(
+            return Err(unsupported(
                 what,
                 "Docker schema 1 manifests are not supported (push the image again with a current client)",
             ));
         }
-        Some(v) => return Err(invalid(what, format!("unsupported schemaVersion {v}"))),
+        Some(v) => return Err(unsupported(what, format!("unsupported schemaVersion {v}"))),
         None => return Err(invalid(what, "not a manifest: no schemaVersion")),
     }
     let is_index = match raw.media_type.as_deref() {
         Some(OCI_INDEX | DOCKER_MANIFEST_LIST) => true,
         Some(OCI_MANIFEST | DOCKER_MANIFEST) => false,
         Some(other) => {
-            return Err(invalid(
+            return Err(unsupported(
                 what,
                 format!("unsupported manifest media type {:?}", truncate(other)),
             ));
@@ -348,7 +355,7 @@ pub fn parse_document(bytes: &[u8], what: &str, limits: &Limits) -> Result<Docum
     limits.check_layers(what, layers.len())?;
     let config = descriptor(config, &format!("{what}: config"))?;
     if !matches!(config.media_type.as_str(), OCI_CONFIG | DOCKER_CONFIG) {
-        return Err(invalid(
+        return Err(unsupported(
             what,
             format!(
                 "not a container image: config media type {:?} (an artifact such as a Helm chart or a signature?)",

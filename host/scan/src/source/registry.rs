@@ -468,16 +468,9 @@ fn map_error(e: OciDistributionError, what: &str, registry: &str) -> SourceError
     }
 }
 
-/// An error and its causes ("error sending request: connection refused").
+/// An error and its causes, cut to a readable length.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    short(&s)
+    short(&crate::text::error_chain(e))
 }
 
 #[cfg(test)]
