@@ -16,6 +16,7 @@ use bulkhead_store::{
     TenantSpec, Value,
 };
 use bulkhead_test_artifacts::postgres::PgCluster;
+use bulkhead_test_artifacts::{StoreKind, both};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
@@ -59,6 +60,15 @@ impl Env {
         })
     }
 
+    /// The store of one test; `None` (the test skips) when PostgreSQL is unavailable
+    /// outside CI.
+    async fn new(kind: StoreKind) -> Option<Env> {
+        match kind {
+            StoreKind::Sqlite => Some(Env::sqlite().await),
+            StoreKind::Postgres => Env::postgres().await,
+        }
+    }
+
     fn sqlite_path(&self) -> Option<&std::path::Path> {
         match &self.config {
             StoreConfig::Sqlite { path } => Some(path),
@@ -67,25 +77,8 @@ impl Env {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Env::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(env) = super::Env::postgres().await {
-                    super::$name(env).await
-                }
-            }
-        }
-    )* };
-}
-
 both!(
-    migrations,
+    async migrations,
     coalescing,
     pushes_of_scanned_images,
     claim_race,
@@ -246,7 +239,10 @@ fn all() -> Page {
 
 // --- tests -----------------------------------------------------------------------------
 
-async fn migrations(env: Env) {
+async fn migrations(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     assert_eq!(
         env.store.schema_version().await.expect("version"),
         SCHEMA_VERSION
@@ -407,7 +403,10 @@ async fn migrations(env: Env) {
     }
 }
 
-async fn coalescing(env: Env) {
+async fn coalescing(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -496,7 +495,10 @@ async fn coalescing(env: Env) {
 /// `enqueue_if_unscanned` (the webhook's and the reconcile's enqueue): a push of an image
 /// that has a result records the tag and creates no job; one that has none is enqueued or
 /// joins the active job, exactly like `enqueue`.
-async fn pushes_of_scanned_images(env: Env) {
+async fn pushes_of_scanned_images(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -749,7 +751,10 @@ async fn pushes_of_scanned_images(env: Env) {
     assert_eq!(tags(race_image).await, want);
 }
 
-async fn claim_race(env: Env) {
+async fn claim_race(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -819,7 +824,10 @@ async fn claim_race(env: Env) {
     assert_eq!(got.iter().filter(|j| j.is_some()).count(), 1, "{got:?}");
 }
 
-async fn lease_expiry(env: Env) {
+async fn lease_expiry(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -966,7 +974,10 @@ async fn lease_expiry(env: Env) {
     assert!(matches!(twice, Err(Error::LeaseLost(_))), "{twice:?}");
 }
 
-async fn retry_and_fail(env: Env) {
+async fn retry_and_fail(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -1089,7 +1100,10 @@ async fn retry_and_fail(env: Env) {
     assert_eq!(stats.images["unsupported"], 1);
 }
 
-async fn assessment_rows(env: Env) {
+async fn assessment_rows(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -1265,7 +1279,10 @@ async fn assessment_rows(env: Env) {
     ));
 }
 
-async fn first_seen_and_new_findings(env: Env) {
+async fn first_seen_and_new_findings(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", true)]).await[..] else {
         unreachable!()
@@ -1344,7 +1361,10 @@ async fn first_seen_and_new_findings(env: Env) {
     assert_eq!(body["tenant"], "a");
 }
 
-async fn events_and_notifications_only_for_problems(env: Env) {
+async fn events_and_notifications_only_for_problems(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [notify, quiet] = tenants(store, &[("a", "a", true), ("b", "b", false)]).await[..] else {
         unreachable!()
@@ -1416,7 +1436,10 @@ async fn events_and_notifications_only_for_problems(env: Env) {
     );
 }
 
-async fn deliveries(env: Env) {
+async fn deliveries(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", true)]).await[..] else {
         unreachable!()
@@ -1505,7 +1528,10 @@ async fn deliveries(env: Env) {
     );
 }
 
-async fn tenant_isolation(env: Env) {
+async fn tenant_isolation(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [a, b] = tenants(store, &[("a", "team-a", true), ("b", "team-b", true)]).await[..] else {
         unreachable!()
@@ -1778,7 +1804,10 @@ async fn tenant_isolation(env: Env) {
     ));
 }
 
-async fn pagination_and_filters(env: Env) {
+async fn pagination_and_filters(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -2076,7 +2105,10 @@ async fn pagination_and_filters(env: Env) {
     assert_eq!(scans.items[0].tag.as_deref(), Some("v2"));
 }
 
-async fn tenants_and_ownership(env: Env) {
+async fn tenants_and_ownership(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let spec = |name: &str, own: &[(&str, &str)]| TenantSpec {
         name: name.into(),
@@ -2166,7 +2198,10 @@ async fn tenants_and_ownership(env: Env) {
     assert_eq!(owner("mirror", "web").await, Some(web));
 }
 
-async fn tokens(env: Env) {
+async fn tokens(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     tenants(store, &[("a", "", false)]).await;
     let t = store
@@ -2267,7 +2302,10 @@ async fn tokens(env: Env) {
     );
 }
 
-async fn query_limits(env: Env) {
+async fn query_limits(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
