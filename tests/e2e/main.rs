@@ -19,6 +19,7 @@ mod inventory;
 mod query;
 mod registry;
 mod report_formats;
+mod report_snapshots;
 mod sandbox;
 mod service;
 mod service_durability;
