@@ -91,7 +91,10 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-pub use bulkhead_test_artifacts::debian_python;
+/// Debian's own python3, where python3-rpm and python3-packaging install.
+pub fn debian_python() -> &'static str {
+    bulkhead_test_artifacts::debian_python()
+}
 
 /// Runs a Python script that reads one request per stdin line and answers one line each,
 /// feeding all requests through one process (one interpreter start for thousands of pairs).
