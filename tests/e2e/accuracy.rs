@@ -36,61 +36,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use bulkhead_test_artifacts::{find_program, in_ci};
+use bulkhead_test_artifacts::{debian_python, require_python_modules, require_tools};
 use serde_json::Value;
 
-/// Debian's python3, where python3-rpm is installed (a python3 earlier in `PATH`, e.g. from
-/// pyenv, would not have the module).
-const PYTHON: &str = "/usr/bin/python3";
+use crate::harness::{demo, run_ok};
 
-fn demo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../demo")
-        .join(rel)
-}
-
-/// rpm and python3-rpm are the oracles. Missing outside CI: skip with the reason; in CI
-/// (which installs them) a missing oracle is a broken setup and fails.
+/// rpm and python3-rpm are the oracles: without them the test skips (the skip policy: a
+/// failure in CI).
 fn oracles_present() -> bool {
-    let rpm = find_program("rpm").is_some();
-    let python_rpm = Command::new(PYTHON)
-        .args(["-c", "import rpm"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if rpm && python_rpm {
-        return true;
-    }
-    let msg = format!(
-        "missing oracles (rpm: {rpm}, {PYTHON} with the rpm module: {python_rpm}); \
-         apt-get install rpm python3-rpm"
-    );
-    assert!(!in_ci(), "CI is set but {msg}");
-    eprintln!("skipping: {msg}");
-    false
-}
-
-fn bulkhead(home: &Path, cwd: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .env("BULKHEAD_HOME", home)
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_LOG")
-        .env_remove("BULKHEAD_DB")
-        // No ./.bulkheadignore of the developer's checkout may suppress findings.
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("run bulkhead");
-    assert!(
-        out.status.success(),
-        "bulkhead {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    require_tools(&["rpm"]) && require_python_modules(&["rpm"]).is_some()
 }
 
 /// The members of a (gzipped) tar, by path. The demo archive is 20 KB: reading it whole
@@ -263,7 +220,7 @@ for g, vs in groups.items():
             rank += 1
         print('%s\t%s\t%d' % (g, s, rank))
 "#;
-        let mut child = Command::new(PYTHON)
+        let mut child = Command::new(debian_python())
             .args(["-c", SCRIPT])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -373,12 +330,11 @@ fn demo_scan_matches_rpm_and_the_raw_almalinux_errata() {
         "docker-archive:{}",
         demo("almalinux9-demo.tar.gz").display()
     );
-    bulkhead(
+    run_ok(
         &home,
-        tmp.path(),
         &["db", "import", advisories.to_str().expect("utf8 path")],
     );
-    let scan = bulkhead(&home, tmp.path(), &["scan", &image, "-f", "json"]);
+    let scan = run_ok(&home, &["scan", &image, "-f", "json"]);
     let report: Value = serde_json::from_slice(&scan.stdout).expect("JSON report");
     let findings = report["findings"].as_array().expect("findings");
     let recommendations = report["recommendations"]

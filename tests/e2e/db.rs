@@ -13,28 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 use bulkhead_test_artifacts::require_tools;
 use serde_json::Value;
 
-fn bulkhead(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    c.env("BULKHEAD_HOME", home)
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_LOG");
-    // The update tests talk to 127.0.0.1; a proxy from the environment must not intercept.
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
-        c.env_remove(var).env_remove(var.to_lowercase());
-    }
-    c
-}
+use crate::harness::{bulkhead, stderr, stdout};
 
 fn run(home: &Path, args: &[&str]) -> Output {
     bulkhead(home).args(args).output().expect("run bulkhead")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[track_caller]

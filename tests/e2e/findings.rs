@@ -8,33 +8,12 @@
 //! is `accuracy.rs`'s job; here every expectation is derived from an unfiltered run of the
 //! same scan, so that each flag is checked against what it must remove or keep.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-fn demo_image() -> String {
-    format!(
-        "docker-archive:{}",
-        repo("demo/almalinux9-demo.tar.gz").display()
-    )
-}
-
-fn bulkhead(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    c.env("BULKHEAD_HOME", home)
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .env_remove("BULKHEAD_LOG")
-        .current_dir(home);
-    c
-}
+use crate::harness::{bulkhead, demo_advisories, demo_image, repo, stderr};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run bulkhead")
@@ -49,16 +28,12 @@ fn json(out: &Output) -> Value {
     })
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A home whose database holds the demo advisories.
 fn home_with_db() -> tempfile::TempDir {
     let home = tempfile::tempdir().expect("tempdir");
     let out = run(bulkhead(home.path())
         .args(["--quiet", "db", "import"])
-        .arg(repo("demo/advisories/almalinux9")));
+        .arg(demo_advisories()));
     assert!(out.status.success(), "db import: {}", stderr(&out));
     home
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bulkhead_test_artifacts::images::{self, Compression, Image, hostile, oracle};
 use bulkhead_test_artifacts::registry::{self, Auth, Registry};
@@ -15,30 +15,15 @@ use bulkhead_test_artifacts::require_tools;
 use bulkhead_test_artifacts::skopeo::{self, PushOptions};
 use serde_json::Value;
 
+use crate::harness::{bulkhead, stderr};
+
 const USER: &str = "scanner";
 const PASS: &str = "s3cret";
-
-fn bulkhead(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    c.env("BULKHEAD_HOME", home)
-        .env("DOCKER_CONFIG", home.join("no-docker-config"))
-        .env("XDG_RUNTIME_DIR", home.join("no-runtime-dir"))
-        .env("XDG_CONFIG_HOME", home.join("no-config-home"))
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_USERNAME")
-        .env_remove("BULKHEAD_PASSWORD");
-    c
-}
 
 fn run(home: &Path, args: &[&str]) -> (Output, Option<Value>) {
     let out = bulkhead(home).args(args).output().expect("run bulkhead");
     let json = serde_json::from_slice(&out.stdout).ok();
     (out, json)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Scan and require success; returns the report.

@@ -7,16 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use bulkhead_test_artifacts::fixture;
+use bulkhead_test_artifacts::{fixture, skip};
 use serde_json::Value;
 
-type Row = (String, String, String, String);
+use crate::harness::bulkhead;
 
-fn bulkhead(home: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
-    c.env("BULKHEAD_HOME", home).env_remove("BULKHEAD_CONFIG");
-    c
-}
+type Row = (String, String, String, String);
 
 /// Scan `reference` and return (name, version, arch, source name) per package of `ecosystem`.
 fn scan(reference: &str, ecosystem: &str) -> (BTreeSet<Row>, Value) {
@@ -115,10 +111,12 @@ fn dpkg_expected(admindir: &Path, recorded: &Path) -> BTreeSet<Row> {
             .map(|f| (f[0].clone(), f[1].clone(), f[2].clone(), f[3].clone()))
             .collect(),
         _ => {
-            assert!(
-                !bulkhead_test_artifacts::in_ci(),
-                "dpkg-query is required in CI"
-            );
+            // The skip policy (a failure in CI); outside CI the recorded list still runs.
+            skip(format_args!(
+                "the live dpkg-query comparison for {}: dpkg-query did not run \
+                 (apt-get install dpkg); using the recorded list",
+                admindir.display()
+            ));
             // name, version, arch, source, source version, status
             tsv(recorded)
                 .into_iter()
@@ -306,7 +304,14 @@ fn rpm_databases() {
                     );
                     expected = live;
                 }
-                None => assert!(!bulkhead_test_artifacts::in_ci(), "rpm is required in CI"),
+                // The skip policy (a failure in CI); outside CI the recorded list still runs.
+                None => {
+                    skip(format_args!(
+                        "the live rpm -qa comparison for {}: rpm did not run \
+                         (apt-get install rpm); using the recorded list",
+                        db.display()
+                    ));
+                }
             }
         }
         check(root.path(), "rpm", &expected);

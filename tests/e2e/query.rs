@@ -14,16 +14,15 @@
 //! where it fails.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use bulkhead_test_artifacts::postgres::PgCluster;
 use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
-use bulkhead_test_artifacts::require_tools;
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, ServiceStore, free_port};
-use bulkhead_test_artifacts::skopeo;
+use bulkhead_test_artifacts::{StoreKind, both, require_tools};
 use serde_json::{Value, json};
+
+use crate::harness::{bin, cli_report, demo_archive, demo_db, push_archive};
 
 const HOOK_SECRET: &str = "e2e-query-webhook-secret";
 const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -46,91 +45,6 @@ const TOP_CVES: &str = "Findings
 const UNHEALTHY_7D: &str = "HealthEvents
 | where At > ago(7d) and ToHealth == 'unhealthy'
 | summarize Images = dcount(ImageId) by Repository";
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_bulkhead"))
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// `bulkhead db import demo/advisories/almalinux9 --db FILE` into a fresh file.
-fn demo_db(dir: &Path) -> PathBuf {
-    let db = dir.join("advisories.db");
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("import-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .args(["db", "import"])
-        .arg(repo_file("demo/advisories/almalinux9"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("run bulkhead db import");
-    assert!(
-        out.status.success(),
-        "db import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
-
-/// The CLI's JSON report of the demo archive with `db`.
-fn cli_report(dir: &Path, db: &Path) -> Value {
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("cli-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .arg("scan")
-        .arg(format!(
-            "docker-archive:{}",
-            repo_file("demo/almalinux9-demo.tar.gz").display()
-        ))
-        .args(["-f", "json", "--db"])
-        .arg(db)
-        .output()
-        .expect("run bulkhead scan");
-    assert!(
-        out.status.success(),
-        "bulkhead scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
-}
-
-/// The demo `docker save` archive, gunzipped into `dir` (skopeo 1.9 reads plain archives
-/// only).
-fn demo_archive(dir: &Path) -> PathBuf {
-    let tar = dir.join("almalinux9-demo.tar");
-    if !tar.exists() {
-        let gz = std::fs::File::open(repo_file("demo/almalinux9-demo.tar.gz")).expect("demo");
-        let mut out = std::fs::File::create(&tar).expect("create the tar");
-        std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut out).expect("gunzip the demo");
-    }
-    tar
-}
-
-fn push_demo(reg: &Registry, archive: &Path, dest: &str) {
-    let out = skopeo::run(&[
-        "copy".to_string(),
-        "--retry-times=0".into(),
-        "--dest-tls-verify=false".into(),
-        "--dest-no-creds".into(),
-        format!("docker-archive:{}", archive.display()),
-        format!("docker://{}/{dest}", reg.addr()),
-    ])
-    .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo push of the demo failed: {}{}\nregistry log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        reg.log()
-    );
-}
 
 /// The tenant's one image in `repository`, once it is scanned.
 fn scanned_image(svc: &ServiceHarness, token: &str, repository: &str) -> Value {
@@ -397,8 +311,8 @@ fn run(store: ServiceStore) {
     // The same image for both tenants: a query that leaked across them would count it
     // twice or name the other's repository.
     let archive = demo_archive(dir.path());
-    push_demo(&reg, &archive, "team-a/demo:2024-10-31");
-    push_demo(&reg, &archive, "team-b/demo:2024-10-31");
+    push_archive(&reg, &archive, "team-a/demo:2024-10-31");
+    push_archive(&reg, &archive, "team-b/demo:2024-10-31");
     let image_a = scanned_image(&svc, &reader_a, "team-a/demo");
     let image_b = scanned_image(&svc, &reader_b, "team-b/demo");
     let digest = image_a["digest"].as_str().expect("digest").to_string();
@@ -628,21 +542,14 @@ fn run(store: ServiceStore) {
     }
 }
 
-#[test]
-fn query_on_the_sqlite_store() {
-    if !require_tools(registry::TOOLS) {
-        return;
-    }
-    run(ServiceStore::Sqlite);
-}
+both!(query_on_the_store);
 
-#[test]
-fn query_on_the_postgres_store() {
+fn query_on_the_store(kind: StoreKind) {
     if !require_tools(registry::TOOLS) {
         return;
     }
-    let Some(cluster) = PgCluster::shared() else {
+    let Some(store) = kind.store() else {
         return;
     };
-    run(ServiceStore::Postgres(cluster.database()));
+    run(store);
 }

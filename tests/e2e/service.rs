@@ -14,73 +14,24 @@
 //! except in CI (`CI` set), where it fails.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
-use bulkhead_test_artifacts::require_tools;
-use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, StoreKind, free_port};
+use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
 use bulkhead_test_artifacts::skopeo::{self, PushOptions};
-use bulkhead_test_artifacts::{http, images};
+use bulkhead_test_artifacts::{StoreKind, both, http, images, require_tools};
 use serde_json::{Value, json};
+
+use crate::harness::{bin, cli_report, demo_archive, demo_db, push_archive};
 
 const HOOK_SECRET: &str = "e2e-webhook-secret";
 const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_bulkhead"))
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// `bulkhead db import demo/advisories/almalinux9 --db FILE` into a fresh file.
-fn demo_db(dir: &Path) -> PathBuf {
-    let db = dir.join("advisories.db");
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("import-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .args(["db", "import"])
-        .arg(repo_file("demo/advisories/almalinux9"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("run bulkhead db import");
-    assert!(
-        out.status.success(),
-        "db import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
-
 /// What the CLI reports for the demo archive with `db`: (id, package, installed, fixed,
 /// severity) of every finding.
 fn cli_findings(dir: &Path, db: &Path) -> BTreeSet<(String, String, String, String, String)> {
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("cli-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .arg("scan")
-        .arg(format!(
-            "docker-archive:{}",
-            repo_file("demo/almalinux9-demo.tar.gz").display()
-        ))
-        .args(["-f", "json", "--db"])
-        .arg(db)
-        .output()
-        .expect("run bulkhead scan");
-    assert!(
-        out.status.success(),
-        "bulkhead scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let report = cli_report(dir, db);
     report["findings"]
         .as_array()
         .expect("findings")
@@ -98,38 +49,6 @@ fn cli_findings(dir: &Path, db: &Path) -> BTreeSet<(String, String, String, Stri
             )
         })
         .collect()
-}
-
-/// The demo `docker save` archive, gunzipped into `dir` (skopeo 1.9 reads plain archives
-/// only).
-fn demo_archive(dir: &Path) -> PathBuf {
-    let tar = dir.join("almalinux9-demo.tar");
-    if !tar.exists() {
-        let gz = std::fs::File::open(repo_file("demo/almalinux9-demo.tar.gz")).expect("demo");
-        let mut out = std::fs::File::create(&tar).expect("create the tar");
-        std::io::copy(&mut flate2::read::GzDecoder::new(gz), &mut out).expect("gunzip the demo");
-    }
-    tar
-}
-
-/// Pushes the demo `docker save` archive (see [`demo_archive`]) as `dest` (`repo:tag`).
-fn push_demo(reg: &Registry, archive: &Path, dest: &str) {
-    let out = skopeo::run(&[
-        "copy".to_string(),
-        "--retry-times=0".into(),
-        "--dest-tls-verify=false".into(),
-        "--dest-no-creds".into(),
-        format!("docker-archive:{}", archive.display()),
-        format!("docker://{}/{dest}", reg.addr()),
-    ])
-    .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo push of the demo failed: {}{}\nregistry log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        reg.log()
-    );
 }
 
 /// The tenant's images in `repository`, once none is pending or scanning and there are
@@ -158,22 +77,7 @@ fn queue_idle(svc: &ServiceHarness, token: &str) {
     });
 }
 
-/// Each test body takes the store kind; these make it a test on each store.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::StoreKind::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::StoreKind::Postgres)
-            }
-        }
-    )* };
-}
-
+// Each test body takes the store kind; `both!` makes it a test on each store.
 both!(pushes_are_scanned_once_and_results_are_tenant_scoped);
 
 fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
@@ -214,7 +118,7 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
 
     // --- a push leads to findings ----------------------------------------------------
     let archive = demo_archive(dir.path());
-    push_demo(&reg, &archive, "team-a/demo:2024-10-31");
+    push_archive(&reg, &archive, "team-a/demo:2024-10-31");
     let demo = scanned_images(&svc, &reader_a, "team-a/demo", 1).remove(0);
     assert_eq!(demo["health"], "unhealthy", "{demo}");
     assert_eq!(demo["tags"], json!(["2024-10-31"]), "{demo}");
@@ -273,7 +177,7 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
     assert_eq!(svc.metric("bulkhead_scans_total{outcome=\"done\"}"), 1.0);
 
     // --- the same digest pushed again (another tag) is not scanned again: no job ----------
-    push_demo(&reg, &archive, "team-a/demo:again");
+    push_archive(&reg, &archive, "team-a/demo:again");
     svc.wait_for("the second tag", SCAN_TIMEOUT, || {
         let i = svc.get_json(&format!("/v1/images/{id}"), &reader_a);
         (i["tags"] == json!(["2024-10-31", "again"])).then_some(())

@@ -26,36 +26,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bulkhead_test_artifacts::images::{self, Compression, Image, Layer, LayerTar, Platform};
 use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
 use bulkhead_test_artifacts::service::{
-    BlobGate, ServiceHarness, ServiceOptions, ServiceStore, StoreKind, free_port,
+    BlobGate, ServiceHarness, ServiceOptions, ServiceStore, free_port,
 };
-use bulkhead_test_artifacts::{fixture, require_tools, skopeo};
+use bulkhead_test_artifacts::{StoreKind, both, fixture, require_tools, skopeo};
 use serde_json::Value;
+
+use crate::harness::{bin, demo_db};
 
 const HOOK_SECRET: &str = "durability-webhook-secret";
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[test]
-            fn sqlite() {
-                super::$name(super::StoreKind::Sqlite)
-            }
-            #[test]
-            fn postgres() {
-                super::$name(super::StoreKind::Postgres)
-            }
-        }
-    )* };
-}
 
 both!(
     service_down_pushes_are_delivered_when_it_is_back,
@@ -63,38 +49,6 @@ both!(
     kill_mid_scan_runs_the_job_again_exactly_once,
     a_burst_of_pushes_loses_nothing,
 );
-
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_bulkhead"))
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// `bulkhead db import demo/advisories/almalinux9 --db FILE` into a fresh file (scans wait
-/// without an advisory database).
-fn demo_db(dir: &Path) -> PathBuf {
-    let db = dir.join("advisories.db");
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("import-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .args(["db", "import"])
-        .arg(repo_file("demo/advisories/almalinux9"))
-        .arg("--db")
-        .arg(&db)
-        .output()
-        .expect("run bulkhead db import");
-    assert!(
-        out.status.success(),
-        "db import failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
 
 /// The packages of Alpine 3.20 as apk lists them (the fixture's oracle).
 fn alpine_package_count() -> i64 {

@@ -15,74 +15,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
 use bulkhead_test_artifacts::require_tools;
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
-use bulkhead_test_artifacts::skopeo;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+
+use crate::harness::{bin, cli_report, gunzip, import, push_archive, repo};
 
 const HOOK_SECRET: &str = "e2e-webhook-secret";
 const NOTIFY_SECRET: &str = "e2e-notify-secret-9f2c";
 const SCAN_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_bulkhead"))
-}
-
-fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(rel)
-}
-
-/// `bulkhead db import INPUT --db DB` (into a fresh or an existing file).
-fn import(home: &Path, input: &Path, db: &Path) {
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", home)
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .args(["db", "import"])
-        .arg(input)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .expect("run bulkhead db import");
-    assert!(
-        out.status.success(),
-        "db import {} failed: {}",
-        input.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What the CLI reports for the demo archive with `db`: (id, package, installed, fixed,
 /// severity) of every finding.
 fn cli_findings(dir: &Path, db: &Path) -> BTreeSet<(String, String, String, String, String)> {
-    let out = Command::new(bin())
-        .env("BULKHEAD_HOME", dir.join("cli-home"))
-        .env_remove("BULKHEAD_CONFIG")
-        .env_remove("BULKHEAD_DB")
-        .arg("scan")
-        .arg(format!(
-            "docker-archive:{}",
-            repo_file("demo/almalinux9-demo.tar.gz").display()
-        ))
-        .args(["-f", "json", "--db"])
-        .arg(db)
-        .output()
-        .expect("run bulkhead scan");
-    assert!(
-        out.status.success(),
-        "bulkhead scan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let report = cli_report(dir, db);
     finding_set(report["findings"].as_array().expect("findings"))
 }
 
@@ -100,43 +52,6 @@ fn finding_set(findings: &[Value]) -> BTreeSet<(String, String, String, String, 
             )
         })
         .collect()
-}
-
-/// A gzipped `docker save` archive, gunzipped into `dir` (skopeo 1.9 reads plain archives
-/// only).
-fn gunzip(gz: &Path, dir: &Path) -> PathBuf {
-    let name = gz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".gz"))
-        .expect("a .gz file");
-    let tar = dir.join(name);
-    if !tar.exists() {
-        let f = std::fs::File::open(gz).expect("open the archive");
-        let mut out = std::fs::File::create(&tar).expect("create the tar");
-        std::io::copy(&mut flate2::read::GzDecoder::new(f), &mut out).expect("gunzip");
-    }
-    tar
-}
-
-/// Pushes a `docker save` archive as `dest` (`repo:tag`).
-fn push(reg: &Registry, archive: &Path, dest: &str) {
-    let out = skopeo::run(&[
-        "copy".to_string(),
-        "--retry-times=0".into(),
-        "--dest-tls-verify=false".into(),
-        "--dest-no-creds".into(),
-        format!("docker-archive:{}", archive.display()),
-        format!("docker://{}/{dest}", reg.addr()),
-    ])
-    .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo push failed: {}{}\nregistry log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        reg.log()
-    );
 }
 
 /// The one image of the tenant in `repository`, once it is neither pending nor scanning.
@@ -336,7 +251,7 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
     let db = dir.path().join("advisories.db");
     import(
         &dir.path().join("import-home"),
-        &repo_file("demo/advisories/almalinux9"),
+        &repo("demo/advisories/almalinux9"),
         &db,
     );
     // The first two attempts are refused.
@@ -350,9 +265,9 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
     assert_eq!(svc.get("/v1/deliveries", Some(&reader)).status, 403);
 
     // --- an unhealthy image: one delivery, refused twice, delivered on the third attempt ---
-    push(
+    push_archive(
         &reg,
-        &gunzip(&repo_file("demo/almalinux9-demo.tar.gz"), dir.path()),
+        &gunzip(&repo("demo/almalinux9-demo.tar.gz"), dir.path()),
         "team-a/demo:1",
     );
     let image = scanned_image(&svc, &reader, "team-a/demo");
@@ -465,12 +380,9 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
 
     // --- a healthy image: nothing -------------------------------------------------------
     // alpine 3.11 against an AlmaLinux-only database: no finding.
-    push(
+    push_archive(
         &reg,
-        &gunzip(
-            &repo_file("tests/fixtures/images/alpine-311.tar.gz"),
-            dir.path(),
-        ),
+        &gunzip(&repo("tests/fixtures/images/alpine-311.tar.gz"), dir.path()),
         "team-a/alpine:3.11",
     );
     let alpine = scanned_image(&svc, &reader, "team-a/alpine");
@@ -483,9 +395,9 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
     assert_eq!(receiver.requests().len(), 3);
 
     // --- the same unhealthy digest pushed again (another tag): no second notification ----
-    push(
+    push_archive(
         &reg,
-        &gunzip(&repo_file("demo/almalinux9-demo.tar.gz"), dir.path()),
+        &gunzip(&repo("demo/almalinux9-demo.tar.gz"), dir.path()),
         "team-a/demo:2",
     );
     svc.wait_for("the second tag", SCAN_TIMEOUT, || {
@@ -521,7 +433,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     let db = dir.path().join("advisories.db");
     import(
         &dir.path().join("import-home"),
-        &repo_file("host/advisories/testdata/osv/crates"),
+        &repo("host/advisories/testdata/osv/crates"),
         &db,
     );
     let receiver = Receiver::start(0);
@@ -529,9 +441,9 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     let reader = svc.create_token("a", "reader");
     let operator = svc.create_token("a", "operator");
 
-    push(
+    push_archive(
         &reg,
-        &gunzip(&repo_file("demo/almalinux9-demo.tar.gz"), dir.path()),
+        &gunzip(&repo("demo/almalinux9-demo.tar.gz"), dir.path()),
         "team-a/demo:1",
     );
     let image = scanned_image(&svc, &reader, "team-a/demo");
@@ -557,7 +469,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     );
 
     // --- new advisories while the service runs ------------------------------------------
-    import(&svc.home(), &repo_file("demo/advisories/almalinux9"), &db);
+    import(&svc.home(), &repo("demo/advisories/almalinux9"), &db);
     let after = svc.wait_for(
         "the rescan to find the image unhealthy",
         SCAN_TIMEOUT,
@@ -653,7 +565,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     };
     let changed_before = metric("changed");
     let unchanged_before = metric("unchanged");
-    import(&svc.home(), &repo_file("demo/advisories/almalinux9"), &db);
+    import(&svc.home(), &repo("demo/advisories/almalinux9"), &db);
     // The import's time is part of the database's identity in a report: matched again,
     // to the same result.
     svc.wait_for("a second rescan", Duration::from_secs(60), || {

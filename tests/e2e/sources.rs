@@ -22,6 +22,7 @@ use bulkhead_scan::source::auth::Credential;
 use bulkhead_scan::source::{
     self, BlobSource, Compression, Image, LayerDesc, Platform, ResolveOptions, Source, SourceError,
 };
+use bulkhead_test_artifacts::require_tools;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -89,36 +90,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).expect("gzip");
     enc.finish().expect("gzip")
-}
-
-/// Whether `tools` are on PATH. Missing tools skip the test with a printed reason,
-/// except in CI, where they must be installed.
-fn have_tools(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            Command::new(t)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_err()
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but {} is missing (apt-get install docker-registry skopeo)",
-        missing.join(", ")
-    );
-    eprintln!(
-        "SKIPPED: {} not installed (apt-get install docker-registry skopeo)",
-        missing.join(", ")
-    );
-    false
 }
 
 /// The image in `tests/fixtures/images/test.oci`: values read from its blobs
@@ -790,7 +761,7 @@ fn raw_manifest(reference: &str, creds: Option<&str>) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_oci_and_docker_manifests_by_tag_and_digest() {
-    if !have_tools(&["docker-registry", "skopeo"]) {
+    if !require_tools(&["docker-registry", "skopeo"]) {
         return;
     }
     let reg = Registry::start(None);
@@ -872,7 +843,7 @@ async fn registry_oci_and_docker_manifests_by_tag_and_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_index_platform_selection() {
-    if !have_tools(&["docker-registry", "skopeo"]) {
+    if !require_tools(&["docker-registry", "skopeo"]) {
         return;
     }
     let reg = Registry::start(None);
@@ -924,7 +895,7 @@ const HTPASSWD: &str = "scanner:$2y$05$EB/L5tSXdpc9pdO1El9nOuzxC99sIaEHelhNkuQ1a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_basic_auth() {
-    if !have_tools(&["docker-registry", "skopeo"]) {
+    if !require_tools(&["docker-registry", "skopeo"]) {
         return;
     }
     let reg = Registry::start(Some(HTPASSWD));

@@ -16,6 +16,7 @@ use bulkhead_store::{
     TenantId, TenantSpec, Value,
 };
 use bulkhead_test_artifacts::postgres::PgCluster;
+use bulkhead_test_artifacts::{StoreKind, both};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 
@@ -59,6 +60,15 @@ impl Env {
         })
     }
 
+    /// The store of one test; `None` (the test skips) when PostgreSQL is unavailable
+    /// outside CI.
+    async fn new(kind: StoreKind) -> Option<Env> {
+        match kind {
+            StoreKind::Sqlite => Some(Env::sqlite().await),
+            StoreKind::Postgres => Env::postgres().await,
+        }
+    }
+
     fn sqlite_path(&self) -> Option<&std::path::Path> {
         match &self.config {
             StoreConfig::Sqlite { path } => Some(path),
@@ -67,25 +77,8 @@ impl Env {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => { $(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name(super::Env::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(env) = super::Env::postgres().await {
-                    super::$name(env).await
-                }
-            }
-        }
-    )* };
-}
-
 both!(
-    migrations,
+    async migrations,
     coalescing,
     pushes_of_scanned_images,
     claim_race,
@@ -251,7 +244,10 @@ fn all() -> Page {
 
 // --- tests -----------------------------------------------------------------------------
 
-async fn migrations(env: Env) {
+async fn migrations(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     assert_eq!(
         env.store.schema_version().await.expect("version"),
         SCHEMA_VERSION
@@ -412,7 +408,10 @@ async fn migrations(env: Env) {
     }
 }
 
-async fn coalescing(env: Env) {
+async fn coalescing(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -501,7 +500,10 @@ async fn coalescing(env: Env) {
 /// `enqueue_if_unscanned` (the webhook's and the reconcile's enqueue): a push of an image
 /// that has a result records the tag and creates no job; one that has none is enqueued or
 /// joins the active job, exactly like `enqueue`.
-async fn pushes_of_scanned_images(env: Env) {
+async fn pushes_of_scanned_images(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -754,7 +756,10 @@ async fn pushes_of_scanned_images(env: Env) {
     assert_eq!(tags(race_image).await, want);
 }
 
-async fn claim_race(env: Env) {
+async fn claim_race(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -824,7 +829,10 @@ async fn claim_race(env: Env) {
     assert_eq!(got.iter().filter(|j| j.is_some()).count(), 1, "{got:?}");
 }
 
-async fn lease_expiry(env: Env) {
+async fn lease_expiry(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -971,7 +979,10 @@ async fn lease_expiry(env: Env) {
     assert!(matches!(twice, Err(Error::LeaseLost(_))), "{twice:?}");
 }
 
-async fn retry_and_fail(env: Env) {
+async fn retry_and_fail(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -1094,7 +1105,10 @@ async fn retry_and_fail(env: Env) {
     assert_eq!(stats.images["unsupported"], 1);
 }
 
-async fn assessment_rows(env: Env) {
+async fn assessment_rows(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -1266,7 +1280,10 @@ async fn assessment_rows(env: Env) {
     ));
 }
 
-async fn first_seen_and_new_findings(env: Env) {
+async fn first_seen_and_new_findings(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", true)]).await[..] else {
         unreachable!()
@@ -1345,7 +1362,10 @@ async fn first_seen_and_new_findings(env: Env) {
     assert_eq!(body["tenant"], "a");
 }
 
-async fn events_and_notifications_only_for_problems(env: Env) {
+async fn events_and_notifications_only_for_problems(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [notify, quiet] = tenants(store, &[("a", "a", true), ("b", "b", false)]).await[..] else {
         unreachable!()
@@ -1417,7 +1437,10 @@ async fn events_and_notifications_only_for_problems(env: Env) {
     );
 }
 
-async fn deliveries(env: Env) {
+async fn deliveries(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", true)]).await[..] else {
         unreachable!()
@@ -1506,7 +1529,10 @@ async fn deliveries(env: Env) {
     );
 }
 
-async fn tenant_isolation(env: Env) {
+async fn tenant_isolation(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [a, b] = tenants(store, &[("a", "team-a", true), ("b", "team-b", true)]).await[..] else {
         unreachable!()
@@ -1779,7 +1805,10 @@ async fn tenant_isolation(env: Env) {
     ));
 }
 
-async fn pagination_and_filters(env: Env) {
+async fn pagination_and_filters(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()
@@ -2077,7 +2106,10 @@ async fn pagination_and_filters(env: Env) {
     assert_eq!(scans.items[0].tag.as_deref(), Some("v2"));
 }
 
-async fn tenants_and_ownership(env: Env) {
+async fn tenants_and_ownership(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let spec = |name: &str, own: &[(&str, &str)]| TenantSpec {
         name: name.into(),
@@ -2167,7 +2199,10 @@ async fn tenants_and_ownership(env: Env) {
     assert_eq!(owner("mirror", "web").await, Some(web));
 }
 
-async fn tokens(env: Env) {
+async fn tokens(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     tenants(store, &[("a", "", false)]).await;
     let t = store
@@ -2268,7 +2303,10 @@ async fn tokens(env: Env) {
     );
 }
 
-async fn query_limits(env: Env) {
+async fn query_limits(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
     let store = &env.store;
     let [t] = tenants(store, &[("a", "", false)]).await[..] else {
         unreachable!()

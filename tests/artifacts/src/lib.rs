@@ -26,17 +26,62 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// True when `CI` is set to a non-empty value (CI runs `.ci/run` with `CI=true`).
+/// True when `CI` is set to a non-empty value (`.ci/run` exports `CI=1`).
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
-/// Whether every program in `tools` (a name looked up in `PATH`, or an absolute path) is
-/// installed, for tests that need external tools (docker-registry, skopeo, htpasswd, ...).
+// ---------------------------------------------------------------------------------------
+// The skip policy: one for every test of the workspace that needs something outside Rust
+// (an oracle such as dpkg-query, rpm, python3-rpm or node-semver; a real registry,
+// skopeo, htpasswd; PostgreSQL).
+// ---------------------------------------------------------------------------------------
+
+/// The test cannot run here because of `reason`. Outside CI: prints
+/// `skipping <test>: <reason>` and returns false, so that `cargo test` on a machine without
+/// the tools still runs everything else. With `CI` set: panics with the reason, because
+/// `.ci/run` installs every tool and a silently skipped test would hide a broken setup.
 ///
-/// Missing tools outside CI: prints why the test is skipped and returns false, so a developer
-/// without the apt packages still gets a green `cargo test`. Missing tools in CI: panics,
-/// because CI installs them and a silently skipped end-to-end test would hide a broken setup.
+/// Always returns false, so a test can write `if !available { return skip("..."); }` or
+/// `require(available, "...")`.
+#[track_caller]
+pub fn skip(reason: impl std::fmt::Display) -> bool {
+    let test = match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_string(),
+        _ => "this test".to_string(),
+    };
+    assert!(
+        !in_ci(),
+        "CI is set, so {test} may not skip: {reason} (.ci/run installs what the tests need)"
+    );
+    eprintln!("skipping {test}: {reason}");
+    false
+}
+
+/// `available`, or [`skip`] with `reason`.
+#[track_caller]
+pub fn require(available: bool, reason: impl std::fmt::Display) -> bool {
+    available || skip(reason)
+}
+
+/// The Debian package that provides a test tool, for the skip message.
+fn package_of(tool: &str) -> &str {
+    match tool.rsplit('/').next().unwrap_or(tool) {
+        "dpkg-query" | "dpkg" => "dpkg",
+        "rpm" | "rpmkeys" => "rpm",
+        "rpmbuild" => "rpm",
+        "docker-registry" => "docker-registry",
+        "htpasswd" => "apache2-utils",
+        "semver" | "node" => "node-semver",
+        "python3" => "python3",
+        "pg_ctl" | "initdb" | "postgres" => "postgresql",
+        other => other,
+    }
+}
+
+/// Whether every program in `tools` (a name looked up in `PATH`, or an absolute path) is
+/// installed; else [`skip`] naming the missing ones and their Debian packages.
+#[track_caller]
 pub fn require_tools(tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
@@ -46,12 +91,130 @@ pub fn require_tools(tools: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
-        "missing tools {missing:?} (apt-get install docker-registry skopeo apache2-utils openssl)"
-    );
-    assert!(!in_ci(), "CI is set but {msg}");
-    eprintln!("skipping: {msg}");
-    false
+    let mut packages: Vec<&str> = missing.iter().map(|t| package_of(t)).collect();
+    packages.dedup();
+    skip(format_args!(
+        "missing {} (apt-get install {})",
+        missing.join(", "),
+        packages.join(" ")
+    ))
+}
+
+/// Debian's own python3 (`/usr/bin/python3`, else `python3` on `PATH`): python3-rpm,
+/// python3-packaging and python3-jsonschema install into it, and a pyenv or venv `python3`
+/// earlier on `PATH` would not see them.
+pub fn debian_python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// [`debian_python`] if it imports every module in `modules` (`rpm`, `packaging`,
+/// `jsonschema`); else [`skip`] naming the missing ones and their Debian packages.
+#[track_caller]
+pub fn require_python_modules(modules: &[&str]) -> Option<&'static str> {
+    let python = debian_python();
+    let missing: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|m| {
+            !std::process::Command::new(python)
+                .args(["-c", &format!("import {m}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Some(python);
+    }
+    let packages: Vec<String> = missing.iter().map(|m| format!("python3-{m}")).collect();
+    skip(format_args!(
+        "{python} lacks the module(s) {} (apt-get install {})",
+        missing.join(", "),
+        packages.join(" ")
+    ));
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a Bulkhead binary hermetically.
+// ---------------------------------------------------------------------------------------
+
+/// Makes `cmd` (a `bulkhead` binary, or a wrapper such as `setpriv … bulkhead`) independent
+/// of the developer's environment: every `BULKHEAD_*` variable removed (a developer's
+/// exported `BULKHEAD_DB` must never be the database a test writes), `BULKHEAD_HOME` set to
+/// `home`, the working directory `home` (no `./.bulkheadignore` of a checkout applies),
+/// `NO_COLOR` set, no proxy, and the registry credential files (`DOCKER_CONFIG`,
+/// `REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR`/`$XDG_CONFIG_HOME` `containers/auth.json`)
+/// pointed at places under `home` that do not exist. `home` is created if missing.
+pub fn hermetic<'c>(
+    cmd: &'c mut std::process::Command,
+    home: &Path,
+) -> &'c mut std::process::Command {
+    std::fs::create_dir_all(home)
+        .unwrap_or_else(|e| panic!("creating the test home {}: {e}", home.display()));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("BULKHEAD_") {
+            cmd.env_remove(&key);
+        }
+    }
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        cmd.env_remove(var).env_remove(var.to_lowercase());
+    }
+    cmd.env("BULKHEAD_HOME", home)
+        .env("NO_COLOR", "1")
+        .env("DOCKER_CONFIG", home.join("no-docker-config"))
+        .env("XDG_RUNTIME_DIR", home.join("no-runtime-dir"))
+        .env("XDG_CONFIG_HOME", home.join("no-config-home"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .current_dir(home)
+}
+
+// ---------------------------------------------------------------------------------------
+// The two stores.
+// ---------------------------------------------------------------------------------------
+
+/// The two stores every store and service test runs on (see [`both!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// One test per store: for each named function `f(kind: StoreKind)`, a module `f` with the
+/// tests `f::sqlite` and `f::postgres`. The function skips (returns early) when its store
+/// is unavailable, through the skip policy ([`skip`]: a failure in CI).
+///
+/// `both!(a, b)` makes plain `#[test]`s; `both!(async a, b)` makes multi-threaded
+/// `#[tokio::test]`s of `async fn f(kind: StoreKind)` (the calling crate depends on tokio).
+#[macro_export]
+macro_rules! both {
+    (async $($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::StoreKind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name($crate::StoreKind::Postgres).await
+            }
+        }
+    )* };
+    ($($name:ident),* $(,)?) => { $(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::StoreKind::Sqlite)
+            }
+            #[test]
+            fn postgres() {
+                super::$name($crate::StoreKind::Postgres)
+            }
+        }
+    )* };
 }
 
 /// Full path of `program`: itself if it contains a `/` and exists, else the first match in

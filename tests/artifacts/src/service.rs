@@ -84,12 +84,8 @@ pub enum ServiceStore {
     Postgres(String),
 }
 
-/// Which store a test runs the service on (the same suite runs on both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Postgres,
-}
+/// Which store a test runs the service on (the same suite runs on both: [`crate::both!`]).
+pub use crate::StoreKind;
 
 impl StoreKind {
     /// The store of one test: SQLite in the harness's directory, or a fresh database of the
@@ -286,9 +282,7 @@ impl ServiceHarness {
     /// `db import` into the service's home, ...).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.env("BULKHEAD_HOME", self.home())
-            .env_remove("BULKHEAD_CONFIG")
-            .env_remove("BULKHEAD_DB")
+        crate::hermetic(&mut c, &self.home())
             .args(args)
             .stdin(Stdio::null());
         for (k, v) in &self.env {
@@ -574,11 +568,9 @@ impl ServiceHarness {
             }
             None => Command::new(&self.bin),
         };
-        cmd.args(&args)
-            .env("BULKHEAD_HOME", self.home())
+        crate::hermetic(&mut cmd, &self.home())
+            .args(&args)
             .env("BULKHEAD_LOG", "info")
-            .env_remove("BULKHEAD_CONFIG")
-            .env_remove("BULKHEAD_DB")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

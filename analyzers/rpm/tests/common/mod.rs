@@ -39,22 +39,18 @@ impl Drop for TempDir {
     }
 }
 
-/// Whether the reference tool can run. Without it the live comparisons are skipped
-/// locally, but never in CI (`CI` set), where a missing `rpm` must fail the test.
+/// Whether the reference tool can run; else the test skips, through the workspace's skip
+/// policy ([`bulkhead_test_artifacts::skip`]: a failure in CI, where a missing `rpm` must
+/// fail the test).
 pub(crate) fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("`{tool}` is required in CI: apt-get install -y rpm");
-        }
-        eprintln!(
-            "SKIPPED: `{tool}` not found (apt-get install -y rpm); set CI=1 to make this fail"
-        );
-    }
-    ok
+    bulkhead_test_artifacts::require(
+        ok,
+        format_args!("`{tool}` does not run (apt-get install rpm)"),
+    )
 }
 
 pub(crate) fn run(cmd: &mut Command) -> String {

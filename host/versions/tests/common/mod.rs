@@ -72,18 +72,14 @@ pub fn sample_pairs(versions: &[String], random: usize, rng: &mut Rng) -> Vec<(S
     pairs
 }
 
-/// Whether a reference tool can be used. Under CI (`CI` set) a missing tool fails the test:
-/// the oracle comparison is the point of these tests and must not silently turn into a
-/// skip. Elsewhere the test is skipped with the reason printed.
+/// Whether a reference tool can be used; else the test skips, through the workspace's skip
+/// policy ([`bulkhead_test_artifacts::skip`]): a printed reason outside CI, a failure with
+/// `CI` set, because the oracle comparison is the point of these tests.
 pub fn require_tool(tool: &str, install_hint: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {tool} is not available; install it: {install_hint}");
-    }
-    eprintln!("SKIPPED: {tool} is not available ({install_hint}); set CI to make this fatal");
-    false
+    bulkhead_test_artifacts::require(
+        available,
+        format_args!("{tool} is not available ({install_hint})"),
+    )
 }
 
 /// Whether `program args…` runs and exits 0.
@@ -95,14 +91,9 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-/// Debian's own python3: python3-rpm and python3-packaging install into it, and a pyenv or
-/// venv `python3` earlier on PATH would not see them.
+/// Debian's own python3, where python3-rpm and python3-packaging install.
 pub fn debian_python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
+    bulkhead_test_artifacts::debian_python()
 }
 
 /// Runs a Python script that reads one request per stdin line and answers one line each,
