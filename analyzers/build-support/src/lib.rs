@@ -16,6 +16,10 @@ use std::process::Command;
 pub const TARGET: &str = "wasm32-wasip2";
 /// The cargo profile in the workspace `Cargo.toml` (LTO, strip, `panic = "abort"`).
 pub const PROFILE: &str = "analyzer";
+/// A rustup toolchain to build the components with instead of the one building the host,
+/// e.g. `BULKHEAD_WASM_TOOLCHAIN=1.95.0` when fuzzing with a nightly that has no
+/// [`TARGET`] (`fuzz/`).
+pub const TOOLCHAIN_VAR: &str = "BULKHEAD_WASM_TOOLCHAIN";
 
 /// One built component.
 #[derive(Debug, Clone)]
@@ -43,7 +47,11 @@ pub fn build_with_features(
     features: &[&str],
     target_subdir: &str,
 ) -> Vec<Component> {
-    ensure_target();
+    println!("cargo:rerun-if-env-changed={TOOLCHAIN_VAR}");
+    let toolchain = env::var(TOOLCHAIN_VAR).ok().filter(|t| !t.is_empty());
+    if toolchain.is_none() {
+        ensure_target();
+    }
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|d| {
@@ -64,8 +72,18 @@ pub fn build_with_features(
         println!("cargo:rerun-if-changed={}", workspace.join(file).display());
     }
 
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = match &toolchain {
+        Some(t) => {
+            let mut cmd = Command::new("rustup");
+            cmd.args(["run", t, "cargo"]);
+            // The outer build's compiler and cargo would win over the toolchain's.
+            for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN"] {
+                cmd.env_remove(var);
+            }
+            cmd
+        }
+        None => Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     cmd.current_dir(workspace)
         .args([
             "build",

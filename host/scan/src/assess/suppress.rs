@@ -193,10 +193,16 @@ impl VexStatus {
 impl Suppressions {
     /// Add the rules of a `.bulkheadignore` file (YAML; see `docs/suppressions.md`).
     pub fn load_ignore_file(&mut self, path: &Path) -> Result<(), SuppressError> {
+        let text = read_text(path, FileKind::IgnoreFile)?;
+        self.load_ignore_text(&text, path)
+    }
+
+    /// [`Self::load_ignore_file`] for text already read (without a byte-order mark);
+    /// `path` only names the file in errors and diagnostics.
+    pub fn load_ignore_text(&mut self, text: &str, path: &Path) -> Result<(), SuppressError> {
         let kind = FileKind::IgnoreFile;
-        let text = read_text(path, kind)?;
         // `Option`: an empty file, or one with only comments, is no rules.
-        let doc: Option<IgnoreDoc> = serde_yaml_ng::from_str(&text).map_err(|e| {
+        let doc: Option<IgnoreDoc> = serde_yaml_ng::from_str(text).map_err(|e| {
             let location = e.location().map(|l| (l.line(), l.column()));
             SuppressError::Syntax {
                 kind,
@@ -224,9 +230,15 @@ impl Suppressions {
 
     /// Add the statements of an OpenVEX document (JSON, v0.2.0 or v0.0.1).
     pub fn load_vex(&mut self, path: &Path) -> Result<(), SuppressError> {
+        let text = read_text(path, FileKind::Vex)?;
+        self.load_vex_text(&text, path)
+    }
+
+    /// [`Self::load_vex`] for text already read (without a byte-order mark); `path` only
+    /// names the document in errors and diagnostics.
+    pub fn load_vex_text(&mut self, text: &str, path: &Path) -> Result<(), SuppressError> {
         let kind = FileKind::Vex;
-        let text = read_text(path, kind)?;
-        let raw: RawVexDoc = serde_json::from_str(&text).map_err(|e| {
+        let raw: RawVexDoc = serde_json::from_str(text).map_err(|e| {
             let location = (e.line() > 0).then(|| (e.line(), e.column()));
             SuppressError::Syntax {
                 kind,

@@ -174,7 +174,7 @@ fn scan(path: &Path, name: &str, limits: &Limits) -> Result<ArchiveIndex, Source
         what: name.to_string(),
         message: e.to_string(),
     };
-    let mut file = File::open(path).map_err(|e| {
+    let file = File::open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             SourceError::NotFound {
                 what: name.to_string(),
@@ -183,21 +183,42 @@ fn scan(path: &Path, name: &str, limits: &Limits) -> Result<ArchiveIndex, Source
             io_err(e)
         }
     })?;
+    index_archive(BufReader::new(file), name, limits)
+}
+
+/// Index an archive read from `reader` (plain or gzip-compressed tar).
+fn index_archive<R: Read + Seek>(
+    mut reader: R,
+    name: &str,
+    limits: &Limits,
+) -> Result<ArchiveIndex, SourceError> {
+    let io_err = |e: io::Error| SourceError::Io {
+        what: name.to_string(),
+        message: e.to_string(),
+    };
     let mut magic = [0u8; 2];
-    let n = read_prefix(&mut file, &mut magic).map_err(io_err)?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let n = read_prefix(&mut reader, &mut magic).map_err(io_err)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let gzip = n == 2 && magic == [0x1f, 0x8b];
     let nodes = if gzip {
-        let mut archive =
-            tar::Archive::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)));
+        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
         let entries = archive.entries().map_err(io_err)?;
         index_entries(entries, name, limits)?
     } else {
-        let mut archive = tar::Archive::new(BufReader::new(file));
+        let mut archive = tar::Archive::new(reader);
         let entries = archive.entries_with_seek().map_err(io_err)?;
         index_entries(entries, name, limits)?
     };
     Ok(ArchiveIndex { gzip, nodes })
+}
+
+/// The image a `docker save` archive held in memory describes: the one pass over the
+/// archive and `manifest.json` → config → layers, as [`resolve`] does for a file. For
+/// the fuzz targets; `name` names the archive in errors.
+#[doc(hidden)]
+pub fn image_of_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<Image, SourceError> {
+    let index = index_archive(io::Cursor::new(bytes), name, limits)?;
+    build(index, name, limits).map(|(image, _)| image)
 }
 
 fn index_entries<R: Read>(
