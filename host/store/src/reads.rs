@@ -36,10 +36,6 @@ impl Sql {
     }
 }
 
-fn limit(page: &Page) -> i64 {
-    i64::from(page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE))
-}
-
 /// `instr` (SQLite) / `strpos` (PostgreSQL): where `needle` occurs in `haystack`, 1-based.
 fn position(dialect: Dialect, haystack: &str, needle: &str) -> String {
     match dialect {
@@ -58,18 +54,105 @@ fn json_list(text: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Splits `limit + 1` fetched rows into a page and whether there is a next one.
-fn paged<T>(mut items: Vec<T>, limit: i64, next: impl Fn(&T) -> String) -> PageOf<T> {
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(next) } else { None };
-    PageOf { items, next_cursor }
+/// The rows of `page`: its limit, clamped to 1–[`MAX_PAGE`].
+fn limit(page: &Page) -> i64 {
+    i64::from(page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE))
 }
 
 fn empty<T>() -> PageOf<T> {
     PageOf {
         items: Vec::new(),
         next_cursor: None,
+    }
+}
+
+/// Which way a sort key runs.
+#[derive(Clone, Copy)]
+enum Dir {
+    Asc,
+    Desc,
+}
+
+/// A keyset-paginated listing: the one place that turns a [`Page`] into a seek
+/// condition, an `ORDER BY … LIMIT` and a next cursor. A page starts strictly after the
+/// cursor's keys in the listing's order, so rows inserted meanwhile neither repeat nor
+/// shift a page (unlike an offset).
+struct Keyset {
+    /// The cursor's listing: a cursor of another listing is a bad cursor.
+    list: &'static str,
+    /// The sort keys, most significant first: an integer column and its direction. The
+    /// last one must be unique (an id), so that the order is total.
+    keys: &'static [(&'static str, Dir)],
+}
+
+impl Keyset {
+    /// Reads one page of `q` (a `SELECT … WHERE tenant_id = $1 …` with its filters):
+    /// seeks past `page.cursor`, orders, fetches one row more than the limit to know
+    /// whether there is a next page, and encodes that page's cursor from `key` (the
+    /// values of [`Keyset::keys`] of a row). Another tenant's cursor gives an empty page.
+    async fn read<T>(
+        &self,
+        tx: &mut dyn Tx,
+        mut q: Sql,
+        tenant: TenantId,
+        page: &Page,
+        from_row: impl Fn(&Row) -> Result<T>,
+        key: impl Fn(&T) -> Vec<i64>,
+    ) -> Result<PageOf<T>> {
+        if let Some(c) = &page.cursor {
+            let Some(after) = cursor::decode(c, self.list, tenant, self.keys.len())? else {
+                return Ok(empty());
+            };
+            let cond = self.after(&mut q, &after);
+            q.and(&cond);
+        }
+        let lim = limit(page);
+        let order: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(col, dir)| match dir {
+                Dir::Asc => col.to_string(),
+                Dir::Desc => format!("{col} DESC"),
+            })
+            .collect();
+        let p = q.arg(lim + 1);
+        q.text
+            .push_str(&format!(" ORDER BY {} LIMIT {p}", order.join(", ")));
+        let mut items = tx
+            .query(&q.text, &q.params)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let more = items.len() as i64 > lim;
+        items.truncate(lim as usize);
+        let next_cursor = if more {
+            items
+                .last()
+                .map(|last| cursor::encode(self.list, tenant, &key(last)))
+        } else {
+            None
+        };
+        Ok(PageOf { items, next_cursor })
+    }
+
+    /// "Comes after `after` in this order", lexicographically over the keys:
+    /// `k0 ≻ a0 OR (k0 = a0 AND (k1 ≻ a1 OR …))`.
+    fn after(&self, q: &mut Sql, after: &[i64]) -> String {
+        let mut cond = String::new();
+        for (i, ((col, dir), value)) in self.keys.iter().zip(after).enumerate().rev() {
+            let p = q.arg(*value);
+            let op = match dir {
+                Dir::Asc => ">",
+                Dir::Desc => "<",
+            };
+            cond = if i + 1 == self.keys.len() {
+                format!("{col} {op} {p}")
+            } else {
+                format!("({col} {op} {p} OR ({col} = {p} AND {cond}))")
+            };
+        }
+        cond
     }
 }
 
@@ -129,13 +212,6 @@ pub(crate) async fn images(
         &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE tenant_id = $1"),
         tenant,
     );
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "images", tenant, 1)? else {
-            return Ok(empty());
-        };
-        let p = q.arg(keys[0]);
-        q.and(&format!("id < {p}"));
-    }
     if let Some(v) = filter.registry {
         let p = q.arg(v);
         q.and(&format!("registry = {p}"));
@@ -161,18 +237,13 @@ pub(crate) async fn images(
         let cond = format!("{} > 0", position(tx.dialect(), "tags", &p));
         q.and(&cond);
     }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
-    let items = tx
-        .query(&q.text, &q.params)
-        .await?
-        .iter()
-        .map(image_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(paged(items, lim, |i| {
-        cursor::encode("images", tenant, &[i.id])
-    }))
+    const IMAGES: Keyset = Keyset {
+        list: "images",
+        keys: &[("id", Dir::Desc)],
+    };
+    IMAGES
+        .read(tx, q, tenant, &page, image_from_row, |i| vec![i.id])
+        .await
 }
 
 pub(crate) async fn image(tx: &mut dyn Tx, tenant: TenantId, id: i64) -> Result<Option<Image>> {
@@ -219,16 +290,6 @@ pub(crate) async fn findings(
          FROM findings f JOIN images i ON i.id = f.image_id WHERE f.tenant_id = $1",
         tenant,
     );
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "findings", tenant, 2)? else {
-            return Ok(empty());
-        };
-        let rank = q.arg(keys[0]);
-        let id = q.arg(keys[1]);
-        q.and(&format!(
-            "(f.severity_rank < {rank} OR (f.severity_rank = {rank} AND f.id > {id}))"
-        ));
-    }
     if let Some(v) = filter.image_id {
         let p = q.arg(v);
         q.and(&format!("f.image_id = {p}"));
@@ -257,14 +318,13 @@ pub(crate) async fn findings(
         );
         q.and(&cond);
     }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text
-        .push_str(&format!(" ORDER BY f.severity_rank DESC, f.id LIMIT {p}"));
-    let rows = tx.query(&q.text, &q.params).await?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        items.push((
+    // Most severe first; the rank is a sort key, so the cursor carries it.
+    const FINDINGS: Keyset = Keyset {
+        list: "findings",
+        keys: &[("f.severity_rank", Dir::Desc), ("f.id", Dir::Asc)],
+    };
+    let from_row = |r: &Row| -> Result<(Finding, i64)> {
+        Ok((
             Finding {
                 id: r.int(0)?,
                 image_id: r.int(1)?,
@@ -287,11 +347,13 @@ pub(crate) async fn findings(
                 first_seen_at: r.int(18)?,
             },
             r.int(19)?,
-        ));
-    }
-    let page = paged(items, lim, |(f, rank)| {
-        cursor::encode("findings", tenant, &[*rank, f.id])
-    });
+        ))
+    };
+    let page = FINDINGS
+        .read(tx, q, tenant, &page, from_row, |(f, rank)| {
+            vec![*rank, f.id]
+        })
+        .await?;
     Ok(PageOf {
         items: page.items.into_iter().map(|(f, _)| f).collect(),
         next_cursor: page.next_cursor,
@@ -311,39 +373,28 @@ pub(crate) async fn packages(
     );
     let p = q.arg(image_id);
     q.and(&format!("image_id = {p}"));
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "packages", tenant, 1)? else {
-            return Ok(empty());
-        };
-        let p = q.arg(keys[0]);
-        q.and(&format!("id > {p}"));
-    }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text.push_str(&format!(" ORDER BY id LIMIT {p}"));
-    let items = tx
-        .query(&q.text, &q.params)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Package {
-                id: r.int(0)?,
-                image_id: r.int(1)?,
-                name: r.text(2)?,
-                version: r.text(3)?,
-                ecosystem: r.text(4)?,
-                source_name: r.opt_text(5)?,
-                source_version: r.opt_text(6)?,
-                arch: r.opt_text(7)?,
-                license: r.opt_text(8)?,
-                purl: r.text(9)?,
-                layer_digest: r.opt_text(10)?,
-            })
+    const PACKAGES: Keyset = Keyset {
+        list: "packages",
+        keys: &[("id", Dir::Asc)],
+    };
+    let from_row = |r: &Row| {
+        Ok(Package {
+            id: r.int(0)?,
+            image_id: r.int(1)?,
+            name: r.text(2)?,
+            version: r.text(3)?,
+            ecosystem: r.text(4)?,
+            source_name: r.opt_text(5)?,
+            source_version: r.opt_text(6)?,
+            arch: r.opt_text(7)?,
+            license: r.opt_text(8)?,
+            purl: r.text(9)?,
+            layer_digest: r.opt_text(10)?,
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(paged(items, lim, |p| {
-        cursor::encode("packages", tenant, &[p.id])
-    }))
+    };
+    PACKAGES
+        .read(tx, q, tenant, &page, from_row, |p| vec![p.id])
+        .await
 }
 
 // --- recommendations -------------------------------------------------------------------
@@ -433,13 +484,6 @@ pub(crate) async fn scans(
         &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE tenant_id = $1"),
         tenant,
     );
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "scans", tenant, 1)? else {
-            return Ok(empty());
-        };
-        let p = q.arg(keys[0]);
-        q.and(&format!("id < {p}"));
-    }
     if let Some(s) = filter.state {
         let p = q.arg(s.as_str());
         q.and(&format!("state = {p}"));
@@ -452,18 +496,13 @@ pub(crate) async fn scans(
         let p = q.arg(v);
         q.and(&format!("repository = {p}"));
     }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
-    let items = tx
-        .query(&q.text, &q.params)
-        .await?
-        .iter()
-        .map(job_from_row)
-        .collect::<Result<Vec<_>>>()?;
-    Ok(paged(items, lim, |j| {
-        cursor::encode("scans", tenant, &[j.id])
-    }))
+    const SCANS: Keyset = Keyset {
+        list: "scans",
+        keys: &[("id", Dir::Desc)],
+    };
+    SCANS
+        .read(tx, q, tenant, &page, job_from_row, |j| vec![j.id])
+        .await
 }
 
 pub(crate) async fn health_events(
@@ -477,42 +516,31 @@ pub(crate) async fn health_events(
          FROM health_events WHERE tenant_id = $1",
         tenant,
     );
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "health_events", tenant, 1)? else {
-            return Ok(empty());
-        };
-        let p = q.arg(keys[0]);
-        q.and(&format!("id < {p}"));
-    }
     if let Some(v) = image_id {
         let p = q.arg(v);
         q.and(&format!("image_id = {p}"));
     }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
-    let items = tx
-        .query(&q.text, &q.params)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(HealthEvent {
-                id: r.int(0)?,
-                image_id: r.int(1)?,
-                at: r.int(2)?,
-                from_health: r.opt_parsed(3)?,
-                to_health: r.parsed(4)?,
-                reason: r.text(5)?,
-                new_findings: r
-                    .opt_text(6)?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or_default(),
-            })
+    let from_row = |r: &Row| {
+        Ok(HealthEvent {
+            id: r.int(0)?,
+            image_id: r.int(1)?,
+            at: r.int(2)?,
+            from_health: r.opt_parsed(3)?,
+            to_health: r.parsed(4)?,
+            reason: r.text(5)?,
+            new_findings: r
+                .opt_text(6)?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(paged(items, lim, |e| {
-        cursor::encode("health_events", tenant, &[e.id])
-    }))
+    };
+    const HEALTH_EVENTS: Keyset = Keyset {
+        list: "health_events",
+        keys: &[("id", Dir::Desc)],
+    };
+    HEALTH_EVENTS
+        .read(tx, q, tenant, &page, from_row, |e| vec![e.id])
+        .await
 }
 
 pub(crate) async fn deliveries(
@@ -520,43 +548,32 @@ pub(crate) async fn deliveries(
     tenant: TenantId,
     page: Page,
 ) -> Result<PageOf<DeliveryInfo>> {
-    let mut q = Sql::new(
+    let q = Sql::new(
         "SELECT id, url, event, state, attempts, next_at, last_status, last_error, \
          created_at, delivered_at FROM deliveries WHERE tenant_id = $1",
         tenant,
     );
-    if let Some(c) = &page.cursor {
-        let Some(keys) = cursor::decode(c, "deliveries", tenant, 1)? else {
-            return Ok(empty());
-        };
-        let p = q.arg(keys[0]);
-        q.and(&format!("id < {p}"));
-    }
-    let lim = limit(&page);
-    let p = q.arg(lim + 1);
-    q.text.push_str(&format!(" ORDER BY id DESC LIMIT {p}"));
-    let items = tx
-        .query(&q.text, &q.params)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(DeliveryInfo {
-                id: r.int(0)?,
-                url: r.text(1)?,
-                event: r.text(2)?,
-                state: r.parsed(3)?,
-                attempts: r.int(4)?,
-                next_at: r.opt_int(5)?,
-                last_status: r.opt_int(6)?,
-                last_error: r.opt_text(7)?,
-                created_at: r.int(8)?,
-                delivered_at: r.opt_int(9)?,
-            })
+    let from_row = |r: &Row| {
+        Ok(DeliveryInfo {
+            id: r.int(0)?,
+            url: r.text(1)?,
+            event: r.text(2)?,
+            state: r.parsed(3)?,
+            attempts: r.int(4)?,
+            next_at: r.opt_int(5)?,
+            last_status: r.opt_int(6)?,
+            last_error: r.opt_text(7)?,
+            created_at: r.int(8)?,
+            delivered_at: r.opt_int(9)?,
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(paged(items, lim, |d| {
-        cursor::encode("deliveries", tenant, &[d.id])
-    }))
+    };
+    const DELIVERIES: Keyset = Keyset {
+        list: "deliveries",
+        keys: &[("id", Dir::Desc)],
+    };
+    DELIVERIES
+        .read(tx, q, tenant, &page, from_row, |d| vec![d.id])
+        .await
 }
 
 // --- counts ----------------------------------------------------------------------------
