@@ -32,7 +32,7 @@ use crate::harness::{bulkhead, demo_db, demo_image};
 
 /// A Python that has `jsonschema`: Debian's (what CI installs), else the one on PATH.
 /// `None` when there is none: the test skips (the skip policy: a failure in CI).
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     for candidate in ["/usr/bin/python3", "python3"] {
         let ok = Command::new(candidate)
             .args(["-c", "import jsonschema"])
@@ -46,7 +46,7 @@ fn python() -> Option<String> {
     None
 }
 
-fn schemas() -> PathBuf {
+pub(crate) fn schemas() -> PathBuf {
     fixture("schemas")
 }
 
@@ -55,7 +55,7 @@ fn our_schema() -> PathBuf {
 }
 
 /// Validate each document; per document, `Ok` or the validator's error lines.
-fn validate(
+pub(crate) fn validate(
     python: &str,
     schema: &Path,
     refs: &[PathBuf],

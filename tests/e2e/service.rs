@@ -174,6 +174,7 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
     assert!(f["description"].is_string(), "{f}");
     let recs = svc.get_all("/v1/recommendations", &reader_a);
     assert!(!recs.is_empty(), "an unhealthy image has recommendations");
+    answers_match_the_openapi_document(&svc, &reader_a, id);
     assert_eq!(svc.metric("bulkhead_scans_total{outcome=\"done\"}"), 1.0);
 
     // --- the same digest pushed again (another tag) is not scanned again: no job ----------
@@ -376,4 +377,49 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
         "{}",
         svc.log()
     );
+}
+
+/// The service's answers are what its OpenAPI document says (the document is generated
+/// from the route table and the handlers' types; this checks the generation against real
+/// answers): each answer is validated against the schema of its route's success response.
+fn answers_match_the_openapi_document(svc: &ServiceHarness, token: &str, image: i64) {
+    let Some(python) = crate::report_formats::python() else {
+        return;
+    };
+    let doc = svc.get_json("/v1/openapi.json", token);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scan = svc.get_json("/v1/scans?limit=1", token)["items"][0]["id"]
+        .as_i64()
+        .expect("a scan");
+    for (route, path) in [
+        ("/v1/whoami", "/v1/whoami".to_string()),
+        ("/v1/summary", "/v1/summary".to_string()),
+        ("/v1/images", "/v1/images?limit=1".to_string()),
+        ("/v1/images/{id}", format!("/v1/images/{image}")),
+        (
+            "/v1/images/{id}/findings",
+            format!("/v1/images/{image}/findings?limit=5"),
+        ),
+        (
+            "/v1/images/{id}/packages",
+            format!("/v1/images/{image}/packages?limit=5"),
+        ),
+        ("/v1/recommendations", "/v1/recommendations".to_string()),
+        ("/v1/scans", "/v1/scans".to_string()),
+        ("/v1/scans/{id}", format!("/v1/scans/{scan}")),
+        ("/v1/ownership", "/v1/ownership".to_string()),
+    ] {
+        let answer = svc.get_json(&path, token);
+        let mut schema =
+            doc["paths"][route]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                .clone();
+        assert!(schema.is_object(), "{route}: no documented answer");
+        schema["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+        schema["components"] = doc["components"].clone();
+        let file = dir.path().join("schema.json");
+        std::fs::write(&file, serde_json::to_vec(&schema).expect("schema")).expect("write");
+        if let Err(e) = &crate::report_formats::validate(&python, &file, &[], &[&answer])[0] {
+            panic!("GET {path} does not match the OpenAPI document: {e}\n{answer:#}");
+        }
+    }
 }

@@ -113,7 +113,9 @@ pub fn schema() -> serde_json::Value {
     value
 }
 
-fn close_objects(v: &mut serde_json::Value) {
+/// Closes every object of a JSON schema (`additionalProperties: false` wherever there are
+/// `properties`): what Bulkhead writes has exactly the fields it documents.
+pub fn close_objects(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(map) => {
             if map.contains_key("properties") {

@@ -1,44 +1,44 @@
-//! The REST API (JSON; described by `GET /v1/openapi.json`, the hand-written
-//! `openapi.json` next to this file).
+//! The REST API (JSON; described by `GET /v1/openapi.json`, which [`crate::openapi`]
+//! generates from [`ROUTES`] and the types of the answers).
 //!
 //! * Every `/v1` route but the webhook and the OpenAPI document needs
 //!   `Authorization: Bearer <token>`: a missing, unknown or revoked token is a 401, a role
-//!   below the route's minimum ([`ROUTES`]) a 403. The token decides the tenant; no request
-//!   names one, and every read passes the caller's tenant to the store, which filters in
-//!   SQL.
+//!   below the route's minimum ([`Route::access`]) a 403. The token decides the tenant; no
+//!   request names one, and every read passes the caller's tenant to the store, which
+//!   filters in SQL.
 //! * Another tenant's image or scan is a 404 with exactly the body of an id that does not
 //!   exist ([`ApiError::not_found`]), also for malformed ids.
 //! * Errors are `{"error": {"code", "message"}}`; lists are `{"items", "next_cursor"}`
-//!   with `limit` and `cursor`; times are RFC 3339.
-//! * [`ROUTES`] is the one list of routes: the router is built from it, the auth middleware
-//!   reads each route's minimum role from it, and a test checks it against the OpenAPI
-//!   document both ways.
+//!   with `limit` and `cursor` ([`Listed`]); times are RFC 3339.
+//! * [`ROUTES`] is the one definition of each route: method, path, minimum role, handler
+//!   and documentation. The router, the authentication layer and the OpenAPI document are
+//!   all made from it, so they cannot disagree.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Extension, MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Extension, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use bulkhead_store::{
     Enqueued, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob, Page, PageOf, Principal,
     Reason, Role, ScanFilter, Severity, Store, now_ms, rfc3339,
 };
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Notify;
 
 use super::config::ServeConfig;
 use super::metrics::Metrics;
+use super::openapi::{Answer, Doc, Extra, schema};
 use super::webhook;
-
-/// The OpenAPI 3.1 document, served as is.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,43 +49,418 @@ pub enum Access {
     Token(Role),
 }
 
-/// Every route: method, path (axum syntax, which is also OpenAPI's), who may call it.
-pub const ROUTES: &[(&str, &str, Access)] = &[
-    ("GET", "/healthz", Access::Public),
-    ("GET", "/readyz", Access::Public),
-    ("GET", "/metrics", Access::Public),
-    ("GET", "/v1/openapi.json", Access::Public),
-    ("POST", "/v1/webhooks/registry", Access::Public),
-    ("GET", "/v1/whoami", Access::Token(Role::Reader)),
-    ("GET", "/v1/summary", Access::Token(Role::Reader)),
-    ("GET", "/v1/images", Access::Token(Role::Reader)),
-    ("GET", "/v1/images/{id}", Access::Token(Role::Reader)),
-    (
-        "GET",
-        "/v1/images/{id}/findings",
-        Access::Token(Role::Reader),
-    ),
-    (
-        "GET",
-        "/v1/images/{id}/packages",
-        Access::Token(Role::Reader),
-    ),
-    ("GET", "/v1/recommendations", Access::Token(Role::Reader)),
-    ("GET", "/v1/scans", Access::Token(Role::Reader)),
-    ("POST", "/v1/scans", Access::Token(Role::Operator)),
-    ("GET", "/v1/scans/{id}", Access::Token(Role::Reader)),
-    ("GET", "/v1/ownership", Access::Token(Role::Reader)),
-    ("POST", "/v1/ownership", Access::Token(Role::Operator)),
-    (
-        "DELETE",
-        "/v1/ownership/{id}",
-        Access::Token(Role::Operator),
-    ),
-    ("GET", "/v1/tokens", Access::Token(Role::Admin)),
-    ("POST", "/v1/tokens", Access::Token(Role::Admin)),
-    ("DELETE", "/v1/tokens/{id}", Access::Token(Role::Admin)),
-    ("GET", "/v1/deliveries", Access::Token(Role::Operator)),
-    ("POST", "/v1/query", Access::Token(Role::Reader)),
+/// An HTTP method a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    /// The method's name in OpenAPI's spelling (`get`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Delete => "delete",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// One route: everything about it in one place.
+pub struct Route {
+    pub verb: Verb,
+    /// axum's path syntax, which is also OpenAPI's (`/v1/images/{id}`).
+    pub path: &'static str,
+    pub access: Access,
+    /// The handler for `verb` (with its own layers, e.g. a body limit).
+    pub handler: fn(MethodFilter) -> MethodRouter<AppState>,
+    pub doc: Doc,
+}
+
+const READER: Access = Access::Token(Role::Reader);
+const OPERATOR: Access = Access::Token(Role::Operator);
+const ADMIN: Access = Access::Token(Role::Admin);
+
+/// Every route of the service.
+pub static ROUTES: &[Route] = &[
+    Route {
+        verb: Verb::Get,
+        path: "/healthz",
+        access: Access::Public,
+        handler: |m| on(m, healthz),
+        doc: Doc {
+            tag: "probes",
+            summary: "Liveness: the process answers.",
+            ok: Answer::Json(200, "Alive.", schema::<serde_json::Value>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/readyz",
+        access: Access::Public,
+        handler: |m| on(m, readyz),
+        doc: Doc {
+            tag: "probes",
+            summary: "Readiness: the store answers and the advisory database exists.",
+            ok: Answer::Json(200, "Ready, with each check.", schema::<serde_json::Value>),
+            extra: &[Extra::json(
+                503,
+                "Not ready, with each check.",
+                schema::<serde_json::Value>,
+            )],
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/metrics",
+        access: Access::Public,
+        handler: |m| on(m, metrics),
+        doc: Doc {
+            tag: "probes",
+            summary: "Prometheus metrics (OpenMetrics text): queue depth by state, scan \
+                durations, scans by outcome, webhook events by kind and result.",
+            ok: Answer::Text(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                "The metrics.",
+            ),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/openapi.json",
+        access: Access::Public,
+        handler: |m| on(m, openapi),
+        doc: Doc {
+            tag: "meta",
+            summary: "This document.",
+            ok: Answer::Json(
+                200,
+                "The OpenAPI 3.1 document.",
+                schema::<serde_json::Value>,
+            ),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/webhooks/registry",
+        access: Access::Public,
+        handler: |m| {
+            on(m, webhook::receive).layer(axum::extract::DefaultBodyLimit::max(
+                webhook::MAX_BODY_BYTES,
+            ))
+        },
+        doc: Doc {
+            tag: "webhooks",
+            summary: "Registry notifications (Docker Distribution envelopes, Harbor webhooks).",
+            description: "Authenticated by the registry's webhook secret in the \
+                `Authorization` header (bare or `Bearer <secret>`), not by a token; \
+                `?registry=NAME` tries only that registry's secret. Pushes of repositories \
+                a tenant owns are enqueued; everything else is counted and ignored. The \
+                body is limited to 1 MiB.",
+            query: Some(schema::<webhook::WebhookQuery>),
+            secret: true,
+            body: Some(schema::<serde_json::Value>),
+            ok: Answer::Json(
+                200,
+                "What was done with the envelope's events.",
+                schema::<webhook::Summary>,
+            ),
+            extra: &[
+                Extra::error(401, "No configured registry has this secret."),
+                Extra::error(503, "The store is unavailable; the registry retries."),
+            ],
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/whoami",
+        access: READER,
+        handler: |m| on(m, whoami),
+        doc: Doc {
+            tag: "auth",
+            summary: "The caller's tenant and role.",
+            ok: Answer::Json(200, "The principal.", schema::<WhoAmI>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/summary",
+        access: READER,
+        handler: |m| on(m, summary),
+        doc: Doc {
+            tag: "images",
+            summary: "The tenant's counts: images by health, scan jobs by state, findings by \
+                severity.",
+            ok: Answer::Json(
+                200,
+                "Counts (every key present, 0 when none).",
+                schema::<bulkhead_store::TenantSummary>,
+            ),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/images",
+        access: READER,
+        handler: |m| on(m, images),
+        doc: Doc {
+            tag: "images",
+            summary: "The tenant's images, newest first.",
+            query: Some(schema::<ImagesQuery>),
+            ok: Answer::List(schema::<ImageView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/images/{id}",
+        access: READER,
+        handler: |m| on(m, image),
+        doc: Doc {
+            tag: "images",
+            summary: "One image with its health and severity counts.",
+            ok: Answer::Json(200, "The image.", schema::<ImageView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/images/{id}/findings",
+        access: READER,
+        handler: |m| on(m, findings),
+        doc: Doc {
+            tag: "images",
+            summary: "An image's findings, worst first.",
+            query: Some(schema::<FindingsQuery>),
+            ok: Answer::List(schema::<FindingView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/images/{id}/packages",
+        access: READER,
+        handler: |m| on(m, packages),
+        doc: Doc {
+            tag: "images",
+            summary: "An image's packages, in the order they were recorded.",
+            query: Some(schema::<NoFilter>),
+            ok: Answer::List(schema::<bulkhead_store::Package>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/recommendations",
+        access: READER,
+        handler: |m| on(m, recommendations),
+        doc: Doc {
+            tag: "images",
+            summary: "Upgrades across the tenant's unhealthy images, grouped by package and \
+                fixed version, worst first.",
+            query: Some(schema::<NoFilter>),
+            ok: Answer::List(schema::<bulkhead_store::RecommendationGroup>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/scans",
+        access: READER,
+        handler: |m| on(m, scans),
+        doc: Doc {
+            tag: "scans",
+            summary: "The tenant's scan jobs, newest first.",
+            query: Some(schema::<ScansQuery>),
+            ok: Answer::List(schema::<ScanView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/scans",
+        access: OPERATOR,
+        handler: |m| on(m, create_scan),
+        doc: Doc {
+            tag: "scans",
+            summary: "Scan an image of the tenant now (a tag is resolved in the registry).",
+            description: "An index enqueues one scan per platform. A scan of a digest that \
+                is already queued is coalesced with it. An unknown registry and a \
+                repository the tenant does not own answer 404 alike.",
+            body: Some(schema::<ScanRequest>),
+            ok: Answer::Json(202, "The enqueued scans.", schema::<ScansCreated>),
+            extra: &[
+                Extra::error(404, "No such image, or not the tenant's."),
+                Extra::error(422, "An index without image manifests."),
+                Extra::error(502, "The registry refused or did not answer."),
+            ],
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/scans/{id}",
+        access: READER,
+        handler: |m| on(m, scan),
+        doc: Doc {
+            tag: "scans",
+            summary: "One scan job.",
+            ok: Answer::Json(200, "The scan.", schema::<ScanView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/ownership",
+        access: READER,
+        handler: |m| on(m, ownership),
+        doc: Doc {
+            tag: "ownership",
+            summary: "The tenant's ownership entries (registry + repository prefix).",
+            ok: Answer::Json(
+                200,
+                "Every entry, in one page.",
+                schema::<Items<bulkhead_store::Ownership>>,
+            ),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/ownership",
+        access: OPERATOR,
+        handler: |m| on(m, add_ownership),
+        doc: Doc {
+            tag: "ownership",
+            summary: "Claim a repository prefix on a configured registry.",
+            body: Some(schema::<OwnershipRequest>),
+            ok: Answer::Json(201, "The new entry.", schema::<bulkhead_store::Ownership>),
+            extra: &[Extra::error(409, "The prefix is taken.")],
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/ownership/{id}",
+        access: OPERATOR,
+        handler: |m| on(m, remove_ownership),
+        doc: Doc {
+            tag: "ownership",
+            summary: "Remove one of the tenant's ownership entries.",
+            ok: Answer::Empty(204, "Removed."),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/tokens",
+        access: ADMIN,
+        handler: |m| on(m, tokens),
+        doc: Doc {
+            tag: "auth",
+            summary: "The tenant's tokens (never their secrets).",
+            ok: Answer::Json(200, "Every token, in one page.", schema::<Items<TokenView>>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/tokens",
+        access: ADMIN,
+        handler: |m| on(m, create_token),
+        doc: Doc {
+            tag: "auth",
+            summary: "Create a token for the caller's tenant; the secret is in this answer \
+                only.",
+            body: Some(schema::<TokenRequest>),
+            ok: Answer::Json(201, "The token, with its secret.", schema::<TokenCreated>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Delete,
+        path: "/v1/tokens/{id}",
+        access: ADMIN,
+        handler: |m| on(m, revoke_token),
+        doc: Doc {
+            tag: "auth",
+            summary: "Revoke one of the tenant's tokens.",
+            ok: Answer::Empty(204, "Revoked."),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/deliveries",
+        access: OPERATOR,
+        handler: |m| on(m, deliveries),
+        doc: Doc {
+            tag: "notifications",
+            summary: "The tenant's notification deliveries, newest first.",
+            description: "Each delivery is one event POSTed (or to be POSTed) to the \
+                tenant's notification URL, signed with its secret (`X-Bulkhead-Signature`), \
+                retried with backoff until delivered or given up.",
+            query: Some(schema::<NoFilter>),
+            ok: Answer::List(schema::<DeliveryView>),
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/query",
+        access: READER,
+        handler: |m| on(m, query),
+        doc: Doc {
+            tag: "query",
+            summary: "Run a query over the tenant's scan results.",
+            description: "The query language (a subset of Kusto's KQL; docs/query.md): a \
+                table (Images, Findings, Packages, Recommendations, Scans, HealthEvents), \
+                then operators. Every table holds the caller's tenant's rows only: the \
+                tenant is the token's, bound by the server around the query, and the body \
+                cannot name one. A query that does not compile answers 400 with the line, \
+                column, a caret rendering and a hint; one returning more rows than the \
+                service's `[query] row_cap` (default 10000), or running longer than \
+                `[query] timeout_seconds` (default 10), answers 422 with what to change.",
+            body: Some(schema::<QueryRequest>),
+            ok: Answer::Query,
+            extra: &[
+                Extra::json(
+                    400,
+                    "The body is not a query request, or the query does not compile \
+                     (`code` query_syntax, query_semantic or query_limit).",
+                    schema::<QueryErrorBody>,
+                ),
+                Extra::json(
+                    422,
+                    "A cost guard stopped the query: `query_row_cap` (more rows than the \
+                     cap) or `query_timeout` (it ran too long).",
+                    schema::<QueryErrorBody>,
+                ),
+                Extra::error(
+                    500,
+                    "The query failed in the store (the log has the details).",
+                ),
+                Extra::error(503, "The store is unavailable; try again."),
+            ],
+            ..Doc::DEFAULT
+        },
+    },
 ];
 
 /// What the handlers share.
@@ -97,19 +472,27 @@ pub struct AppState {
     /// Wakes idle workers after an enqueue.
     pub wake: Arc<Notify>,
     /// The advisory database the workers match against (for `/readyz`).
-    pub db_path: PathBuf,
+    pub db_path: std::path::PathBuf,
 }
 
-/// The router of every route in [`ROUTES`].
+/// The router of every route in [`ROUTES`], each behind the authentication its
+/// [`Route::access`] asks for.
 pub fn router(state: AppState) -> Router {
     let mut r: Router<AppState> = Router::new();
-    for (method, path, _) in ROUTES {
-        if let Some(h) = handler(method, path) {
-            r = r.route(path, h);
+    for route in ROUTES {
+        let mut h = (route.handler)(route.verb.filter());
+        if let Access::Token(min) = route.access {
+            h = h.route_layer(middleware::from_fn_with_state(
+                Guard {
+                    store: state.store.clone(),
+                    min,
+                },
+                authenticate,
+            ));
         }
+        r = r.route(route.path, h);
     }
-    r.route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+    r.fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -118,38 +501,6 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
-}
-
-/// The handler of one route of [`ROUTES`].
-fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
-    Some(match (method, path) {
-        ("GET", "/healthz") => get(healthz),
-        ("GET", "/readyz") => get(readyz),
-        ("GET", "/metrics") => get(metrics),
-        ("GET", "/v1/openapi.json") => get(openapi),
-        ("POST", "/v1/webhooks/registry") => post(webhook::receive).layer(
-            axum::extract::DefaultBodyLimit::max(webhook::MAX_BODY_BYTES),
-        ),
-        ("GET", "/v1/whoami") => get(whoami),
-        ("GET", "/v1/summary") => get(summary),
-        ("GET", "/v1/images") => get(images),
-        ("GET", "/v1/images/{id}") => get(image),
-        ("GET", "/v1/images/{id}/findings") => get(findings),
-        ("GET", "/v1/images/{id}/packages") => get(packages),
-        ("GET", "/v1/recommendations") => get(recommendations),
-        ("GET", "/v1/scans") => get(scans),
-        ("POST", "/v1/scans") => post(create_scan),
-        ("GET", "/v1/scans/{id}") => get(scan),
-        ("GET", "/v1/ownership") => get(ownership),
-        ("POST", "/v1/ownership") => post(add_ownership),
-        ("DELETE", "/v1/ownership/{id}") => delete(remove_ownership),
-        ("GET", "/v1/tokens") => get(tokens),
-        ("POST", "/v1/tokens") => post(create_token),
-        ("DELETE", "/v1/tokens/{id}") => delete(revoke_token),
-        ("GET", "/v1/deliveries") => get(deliveries),
-        ("POST", "/v1/query") => post(query),
-        _ => return None,
-    })
 }
 
 // ---- errors ------------------------------------------------------------------------------
@@ -185,9 +536,30 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer but the query's ([`QueryErrorBody`]).
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// bad_request, unauthorized, forbidden, not_found, conflict, method_not_allowed,
+    /// unsupported, registry_unavailable, registry_error, store_unavailable, internal.
+    pub code: String,
+    /// What failed and what to do, for a person.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        });
         let mut resp = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
@@ -229,9 +601,57 @@ impl From<bulkhead_store::Error> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn query_of<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(t)| t)
-        .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
+/// The query string of a listing: its filters `Q` and the page (`limit`, `cursor`), which
+/// every listing takes. Unknown parameters are refused (400), like unknown body fields.
+pub struct Listed<Q> {
+    pub filter: Q,
+    pub page: Page,
+}
+
+/// `limit` and `cursor`, described once for the OpenAPI document.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// Page size, 1–500 (default 50).
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A listing without filters.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+pub struct NoFilter {}
+
+impl<Q: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Listed<Q> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Two passes over the pairs: serde's `flatten` cannot read numbers out of a query
+        // string, so the page's parameters are taken out first and the rest must be `Q`'s.
+        let bad =
+            |e: serde_urlencoded::de::Error| ApiError::bad_request(format!("query string: {e}"));
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).map_err(bad)?;
+        let (page, rest): (Vec<_>, Vec<_>) = pairs
+            .into_iter()
+            .partition(|(k, _)| k == "limit" || k == "cursor");
+        let encode = |pairs: &[(String, String)]| {
+            serde_urlencoded::to_string(pairs)
+                .map_err(|e| ApiError::bad_request(format!("query string: {e}")))
+        };
+        let page: PageParams = serde_urlencoded::from_str(&encode(&page)?).map_err(bad)?;
+        let filter: Q = serde_urlencoded::from_str(&encode(&rest)?).map_err(bad)?;
+        Ok(Listed {
+            filter,
+            page: Page {
+                limit: page.limit,
+                cursor: page.cursor,
+            },
+        })
+    }
 }
 
 fn json_of<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
@@ -256,12 +676,11 @@ where
 
 // ---- authentication ----------------------------------------------------------------------
 
-/// The access rule of the route that matched.
-fn access_of(method: &Method, path: &str) -> Option<Access> {
-    ROUTES
-        .iter()
-        .find(|(m, p, _)| *m == method.as_str() && *p == path)
-        .map(|(_, _, a)| *a)
+/// What the authentication layer of a route needs: the store and the route's minimum role.
+#[derive(Clone)]
+struct Guard {
+    store: Store,
+    min: Role,
 }
 
 /// The bearer token of a request, if it has one.
@@ -272,23 +691,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let access = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|p| access_of(req.method(), p.as_str()));
-    let min = match access {
-        Some(Access::Token(role)) => role,
-        Some(Access::Public) => return next.run(req).await,
-        // Not in ROUTES (cannot happen: the router is built from it): refuse rather than
-        // serve something unauthenticated.
-        None => return ApiError::not_found().into_response(),
-    };
+async fn authenticate(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
+    let Guard { store, min } = guard;
     let Some(token) = bearer(req.headers()) else {
         return ApiError::unauthorized("an Authorization: Bearer <token> header is required")
             .into_response();
     };
-    let principal = match state.store.authenticate(token, now_ms()).await {
+    let principal = match store.authenticate(token, now_ms()).await {
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::unauthorized("unknown or revoked token").into_response(),
         Err(e) => return ApiError::from(e).into_response(),
@@ -315,10 +724,13 @@ fn time_opt(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339)
 }
 
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
+/// A page of a listing.
+#[derive(Serialize, JsonSchema)]
+#[schemars(inline)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 fn page_of<A, B>(p: PageOf<A>, f: impl Fn(A) -> B) -> Items<B> {
@@ -328,7 +740,8 @@ fn page_of<A, B>(p: PageOf<A>, f: impl Fn(A) -> B) -> Items<B> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Os")]
 struct OsView {
     id: Option<String>,
     version: Option<String>,
@@ -337,7 +750,8 @@ struct OsView {
     eol: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Image")]
 struct ImageView {
     id: i64,
     registry: String,
@@ -380,13 +794,14 @@ fn image_view(i: bulkhead_store::Image) -> ImageView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct Cvss {
     score: Option<f64>,
     vector: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Finding")]
 struct FindingView {
     /// The vulnerability: the CVE when there is one, else the advisory id.
     id: String,
@@ -435,7 +850,8 @@ fn finding_view(f: bulkhead_store::Finding) -> FindingView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Scan")]
 struct ScanView {
     id: i64,
     image_id: Option<i64>,
@@ -474,7 +890,8 @@ fn scan_view(j: bulkhead_store::Job) -> ScanView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Token")]
 struct TokenView {
     id: i64,
     name: String,
@@ -545,13 +962,30 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::OPENAPI.as_str(),
+    )
+        .into_response()
 }
 
 // ---- reads -------------------------------------------------------------------------------
 
-async fn whoami(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
-    Json(json!({"tenant": p.tenant_name, "role": p.role, "token_id": p.token_id}))
+/// Who the caller is.
+#[derive(Serialize, JsonSchema)]
+struct WhoAmI {
+    /// The token's tenant.
+    tenant: String,
+    role: Role,
+    token_id: i64,
+}
+
+async fn whoami(Extension(p): Extension<Principal>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        tenant: p.tenant_name,
+        role: p.role,
+        token_id: p.token_id,
+    })
 }
 
 /// The tenant's counts: images by health, jobs by state, findings by severity.
@@ -562,16 +996,14 @@ async fn summary(
     Ok(Json(state.store.tenant_summary(p.tenant_id).await?))
 }
 
-fn page(limit: Option<u32>, cursor: Option<String>) -> Page {
-    Page { limit, cursor }
-}
-
 /// A notification delivery (see docs/service.md, Notifications).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Delivery")]
 struct DeliveryView {
     id: i64,
     url: String,
     /// The body POSTed (the event), as JSON.
+    #[schemars(with = "bulkhead_store::NotificationEvent")]
     event: serde_json::Value,
     state: bulkhead_store::DeliveryState,
     attempts: i64,
@@ -602,35 +1034,37 @@ fn delivery_view(d: bulkhead_store::DeliveryInfo) -> DeliveryView {
 async fn deliveries(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    Listed { page, .. }: Listed<NoFilter>,
 ) -> ApiResult<Json<Items<DeliveryView>>> {
-    let q = query_of(q)?;
-    let result = state
-        .store
-        .deliveries(p.tenant_id, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.deliveries(p.tenant_id, &page).await?;
     Ok(Json(page_of(result, delivery_view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 struct ImagesQuery {
+    /// Exact registry name.
     registry: Option<String>,
+    /// Exact repository.
     repository: Option<String>,
+    /// Repositories under this prefix.
     repository_prefix: Option<String>,
+    /// Exact health.
+    #[schemars(with = "Option<ImageHealth>")]
     health: Option<String>,
+    /// Images with a finding at or above.
+    #[schemars(with = "Option<Severity>")]
     min_severity: Option<String>,
+    /// Images pushed with this tag.
     tag: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 async fn images(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: Result<Query<ImagesQuery>, QueryRejection>,
+    Listed { filter: q, page }: Listed<ImagesQuery>,
 ) -> ApiResult<Json<Items<ImageView>>> {
-    let q = query_of(q)?;
     let filter = ImageFilter {
         registry: q.registry,
         repository: q.repository,
@@ -639,10 +1073,7 @@ async fn images(
         min_severity: parse_word("min_severity", q.min_severity)?,
         tag: q.tag,
     };
-    let result = state
-        .store
-        .images(p.tenant_id, &filter, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.images(p.tenant_id, &filter, &page).await?;
     Ok(Json(page_of(result, image_view)))
 }
 
@@ -660,25 +1091,28 @@ async fn image(
     Ok(Json(image_view(image)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 struct FindingsQuery {
+    /// Findings at or above.
+    #[schemars(with = "Option<Severity>")]
     min_severity: Option<String>,
+    /// true: only findings with a fixed version; false: only those without.
     fixable: Option<bool>,
+    /// Exact package name.
     package: Option<String>,
+    /// The vulnerability id or one of its aliases (CVE-… finds an ALSA-… finding).
     vuln_id: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 async fn findings(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-    q: Result<Query<FindingsQuery>, QueryRejection>,
+    Listed { filter: q, page }: Listed<FindingsQuery>,
 ) -> ApiResult<Json<Items<FindingView>>> {
     let id = id_of(id)?;
-    let q = query_of(q)?;
     // An image the caller cannot see has no findings to list, and says so like any
     // unknown id (the store would give an empty page, which looks like "no findings").
     state
@@ -693,78 +1127,59 @@ async fn findings(
         package: q.package,
         vuln_id: q.vuln_id,
     };
-    let result = state
-        .store
-        .findings(p.tenant_id, &filter, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.findings(p.tenant_id, &filter, &page).await?;
     Ok(Json(page_of(result, finding_view)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 async fn packages(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
     id: Result<Path<i64>, PathRejection>,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    Listed { page, .. }: Listed<NoFilter>,
 ) -> ApiResult<Json<Items<bulkhead_store::Package>>> {
     let id = id_of(id)?;
-    let q = query_of(q)?;
     state
         .store
         .image(p.tenant_id, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    let result = state
-        .store
-        .packages(p.tenant_id, id, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.packages(p.tenant_id, id, &page).await?;
     Ok(Json(page_of(result, |x| x)))
 }
 
 async fn recommendations(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    Listed { page, .. }: Listed<NoFilter>,
 ) -> ApiResult<Json<Items<bulkhead_store::RecommendationGroup>>> {
-    let q = query_of(q)?;
-    let result = state
-        .store
-        .recommendations(p.tenant_id, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.recommendations(p.tenant_id, &page).await?;
     Ok(Json(page_of(result, |x| x)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 struct ScansQuery {
+    /// Exact state.
+    #[schemars(with = "Option<JobState>")]
     state: Option<String>,
+    /// Scans of this image.
     image_id: Option<i64>,
+    /// Exact repository.
     repository: Option<String>,
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 async fn scans(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-    q: Result<Query<ScansQuery>, QueryRejection>,
+    Listed { filter: q, page }: Listed<ScansQuery>,
 ) -> ApiResult<Json<Items<ScanView>>> {
-    let q = query_of(q)?;
     let filter = ScanFilter {
         state: parse_word("state", q.state)?,
         image_id: q.image_id,
         repository: q.repository,
     };
-    let result = state
-        .store
-        .scans(p.tenant_id, &filter, &page(q.limit, q.cursor))
-        .await?;
+    let result = state.store.scans(p.tenant_id, &filter, &page).await?;
     Ok(Json(page_of(result, scan_view)))
 }
 
@@ -784,13 +1199,31 @@ async fn scan(
 
 // ---- manual scans ------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+/// A manual scan: exactly one of `digest` and `tag`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ScanRequest {
+    /// A configured registry's name.
     registry: String,
+    /// A repository the tenant owns.
     repository: String,
+    /// `sha256:<64 hex>`.
     digest: Option<String>,
+    /// A tag, resolved in the registry.
     tag: Option<String>,
+}
+
+/// The scans a manual scan enqueued (one per platform of an index).
+#[derive(Serialize, JsonSchema)]
+struct ScansCreated {
+    items: Vec<ScanCreated>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ScanCreated {
+    /// The digest was already queued: this is that scan.
+    coalesced: bool,
+    scan: ScanView,
 }
 
 async fn create_scan(
@@ -865,14 +1298,14 @@ async fn create_scan(
             })
             .await?;
         if let Some(job) = state.store.scan(p.tenant_id, enqueued.job_id()).await? {
-            items.push(json!({
-                "coalesced": matches!(enqueued, Enqueued::Coalesced(_)),
-                "scan": scan_view(job),
-            }));
+            items.push(ScanCreated {
+                coalesced: matches!(enqueued, Enqueued::Coalesced(_)),
+                scan: scan_view(job),
+            });
         }
     }
     state.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(json!({"items": items}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(ScansCreated { items })).into_response())
 }
 
 // ---- ownership and tokens ----------------------------------------------------------------
@@ -885,10 +1318,13 @@ async fn ownership(
     Ok(Json(json!({"items": items, "next_cursor": null})))
 }
 
-#[derive(Deserialize)]
+/// An ownership claim.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OwnershipRequest {
+    /// A configured registry's name.
     registry: String,
+    /// Repository prefix matching whole path segments; empty = the whole registry.
     #[serde(default)]
     prefix: String,
 }
@@ -942,11 +1378,24 @@ async fn tokens(
     }))
 }
 
-#[derive(Deserialize)]
+/// A new token.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
+    /// 1 to 200 characters, no control characters.
     name: String,
+    #[schemars(with = "Role")]
     role: String,
+}
+
+/// A created token: the secret is shown here only.
+#[derive(Serialize, JsonSchema)]
+struct TokenCreated {
+    id: i64,
+    name: String,
+    role: Role,
+    /// The bearer token.
+    token: String,
 }
 
 async fn create_token(
@@ -968,7 +1417,12 @@ async fn create_token(
         .store
         .create_token(&p.tenant_name, role, &req.name, now_ms())
         .await?;
-    let body = json!({"id": created.id, "name": req.name, "role": role, "token": created.secret});
+    let body = TokenCreated {
+        id: created.id,
+        name: req.name,
+        role,
+        token: created.secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -993,7 +1447,7 @@ async fn revoke_token(
 
 /// How a query result is written: `format` of `POST /v1/query`, `--format` of
 /// `bulkhead query`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QueryFormat {
     /// `{"columns": [{"name", "type"}], "rows": [[…]], "truncated": false}`.
@@ -1110,25 +1564,57 @@ pub async fn run_query(
     Ok(rows)
 }
 
+/// A query's result as JSON (`format` json).
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "QueryResult")]
+pub struct QueryResultBody<'a> {
+    pub columns: Vec<QueryColumn>,
+    /// One array per row, one value per column: datetimes as RFC 3339 strings, timespans
+    /// as `[d.]hh:mm:ss[.fff]`, dynamic values as JSON, null as null.
+    pub rows: &'a [Vec<serde_json::Value>],
+    /// Always false: a result over the row cap is a 422, never a cut list.
+    pub truncated: bool,
+}
+
+/// A result column.
+#[derive(Serialize, JsonSchema)]
+pub struct QueryColumn {
+    pub name: String,
+    /// string, long, real, bool, datetime, timespan or dynamic.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
 /// A result in `format`: the body of `POST /v1/query` and the output of `bulkhead query`.
 pub fn format_query_result(rows: &bulkhead_store::QueryRows, format: QueryFormat) -> String {
     match format {
         QueryFormat::Json => {
-            let columns: Vec<serde_json::Value> = rows
-                .columns
-                .iter()
-                .map(|c| json!({"name": c.name, "type": c.ty.name()}))
-                .collect();
-            json!({"columns": columns, "rows": rows.rows, "truncated": rows.truncated}).to_string()
+            let body = QueryResultBody {
+                columns: rows
+                    .columns
+                    .iter()
+                    .map(|c| QueryColumn {
+                        name: c.name.clone(),
+                        ty: c.ty.name().to_string(),
+                    })
+                    .collect(),
+                rows: &rows.rows,
+                truncated: rows.truncated,
+            };
+            serde_json::to_string(&body).unwrap_or_default()
         }
         QueryFormat::Table => bulkhead_query::format_table(&rows.columns, &rows.rows),
         QueryFormat::Csv => bulkhead_query::format_csv(&rows.columns, &rows.rows),
     }
 }
 
-#[derive(Deserialize)]
+/// A query.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryRequest {
+    /// The query text, e.g. `Findings | where Severity == 'critical' | summarize count()
+    /// by Repository`.
+    #[schemars(length(max = 65536))]
     query: String,
     #[serde(default)]
     format: QueryFormat,
@@ -1172,42 +1658,45 @@ async fn query(
 /// hint), 422 for the cost guards, 500 (503 when the store is down) for the store, whose
 /// own message goes to the log only: it may quote SQL or PostgreSQL internals.
 fn query_failure_response(failure: QueryFailure, text: &str) -> Response {
-    let rendered = failure.render(text);
+    let rendered = Some(failure.render(text));
     let outcome = failure.outcome();
     let (status, error) = match failure {
         QueryFailure::Compile(e) => {
             let (line, column) = e.line_col(text);
             (
                 StatusCode::BAD_REQUEST,
-                json!({
-                    "code": format!("query_{outcome}"),
-                    "message": e.message,
-                    "hint": e.hint,
-                    "line": line,
-                    "column": column,
-                    "rendered": rendered,
-                }),
+                QueryErrorDetail {
+                    code: format!("query_{outcome}"),
+                    message: e.message,
+                    hint: e.hint,
+                    line: Some(line),
+                    column: Some(column),
+                    rendered,
+                    ..QueryErrorDetail::default()
+                },
             )
         }
         // 422, not 408: clients and proxies retry a 408 by themselves, which would run the
         // same expensive query again.
         QueryFailure::RowCap(cap) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({
-                "code": "query_row_cap",
-                "message": bulkhead_query::row_cap_message(cap),
-                "row_cap": cap,
-                "rendered": rendered,
-            }),
+            QueryErrorDetail {
+                code: "query_row_cap".into(),
+                message: bulkhead_query::row_cap_message(cap),
+                row_cap: Some(cap),
+                rendered,
+                ..QueryErrorDetail::default()
+            },
         ),
         QueryFailure::Timeout(s) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({
-                "code": "query_timeout",
-                "message": bulkhead_query::timeout_message(s),
-                "timeout_seconds": s,
-                "rendered": rendered,
-            }),
+            QueryErrorDetail {
+                code: "query_timeout".into(),
+                message: bulkhead_query::timeout_message(s),
+                timeout_seconds: Some(s),
+                rendered,
+                ..QueryErrorDetail::default()
+            },
         ),
         // The store being down answers as everywhere else (503, try again).
         QueryFailure::Store(e @ bulkhead_store::Error::Db(_)) => {
@@ -1217,80 +1706,58 @@ fn query_failure_response(failure: QueryFailure, text: &str) -> Response {
             tracing::error!("query failed in the store: {e}");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({
-                    "code": "internal",
-                    "message": "the query failed in the store; the service's log has the details",
-                }),
+                QueryErrorDetail {
+                    code: "internal".into(),
+                    message: "the query failed in the store; the service's log has the details"
+                        .into(),
+                    ..QueryErrorDetail::default()
+                },
             )
         }
     };
-    (status, Json(json!({ "error": error }))).into_response()
+    (status, Json(QueryErrorBody { error })).into_response()
+}
+
+/// Why a query has no result: a compile error points at the text, a cost guard names its
+/// limit.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "QueryError")]
+pub struct QueryErrorBody {
+    pub error: QueryErrorDetail,
+}
+
+#[derive(Default, Serialize, JsonSchema)]
+pub struct QueryErrorDetail {
+    /// query_syntax, query_semantic, query_limit, query_row_cap, query_timeout, internal.
+    pub code: String,
+    pub message: String,
+    /// A suggestion (a compile error may have one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Where a compile error is: line and column, 1-based.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// The error as `bulkhead query` prints it (with the caret under the text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendered: Option<String>,
+    /// The row cap that stopped the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_cap: Option<u64>,
+    /// The time limit that stopped the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use axum::body::Body;
     use tower::ServiceExt;
 
     use super::*;
     use crate::config::Secret;
-
-    #[test]
-    fn every_route_has_a_handler_and_is_documented_and_vice_versa() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
-        assert!(
-            doc["openapi"]
-                .as_str()
-                .is_some_and(|v| v.starts_with("3.1")),
-            "{}",
-            doc["openapi"]
-        );
-        let mut documented = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().expect("paths") {
-            for (method, op) in item.as_object().expect("path item") {
-                if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
-                    continue;
-                }
-                // Public: an operation-level `security` without the bearer scheme (the
-                // document's default is bearer).
-                let public = op["security"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().all(|req| req.get("bearer").is_none()));
-                documented.insert((method.to_uppercase(), path.clone(), public));
-            }
-        }
-        let mut routed = BTreeSet::new();
-        for (method, path, access) in ROUTES {
-            assert!(
-                handler(method, path).is_some(),
-                "{method} {path} has no handler"
-            );
-            routed.insert((
-                method.to_string(),
-                path.to_string(),
-                *access == Access::Public,
-            ));
-        }
-        let missing: Vec<_> = routed.difference(&documented).collect();
-        let extra: Vec<_> = documented.difference(&routed).collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "routes not in openapi.json (or with other security): {missing:?}; documented but not routed: {extra:?}"
-        );
-        // Every role-restricted route says which role in its description.
-        for (method, path, access) in ROUTES {
-            if let Access::Token(role) = access {
-                let op = &doc["paths"][path][method.to_lowercase()];
-                assert_eq!(
-                    op["x-min-role"],
-                    role.as_str(),
-                    "{method} {path}: x-min-role"
-                );
-            }
-        }
-    }
 
     #[test]
     fn bearer_tokens_are_read_case_insensitively() {

@@ -20,6 +20,7 @@ pub mod api;
 pub mod config;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod reconcile;
 pub mod registry;
 pub mod rescan;

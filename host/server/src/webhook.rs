@@ -431,15 +431,18 @@ pub fn identify<'a>(
 }
 
 /// `?registry=NAME`: only that registry's secret is tried.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(inline)]
 pub struct WebhookQuery {
+    /// Try only this configured registry's secret.
     registry: Option<String>,
 }
 
 /// What the webhook did with an envelope (the 2xx body; the registry ignores it, people
 /// debugging a setup do not).
-#[derive(Default, serde::Serialize)]
-struct Summary {
+#[derive(Default, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "WebhookSummary")]
+pub struct Summary {
     enqueued: usize,
     coalesced: usize,
     /// Manifests that already have a result: their tag was recorded, nothing enqueued.

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod auth;
@@ -92,7 +93,10 @@ pub enum StoreConfig {
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            JsonSchema,
+        )]
         #[serde(rename_all = "lowercase")]
         pub enum $name { $($(#[$vm])* $variant),+ }
         impl $name {
@@ -220,7 +224,7 @@ pub struct NewToken {
 }
 
 /// One ownership entry: the tenant owns `registry` repositories under `prefix`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Ownership {
     pub id: i64,
     pub registry: String,
@@ -320,7 +324,7 @@ pub struct ScanResult {
 }
 
 /// A new critical/high finding (in `health_events.new_findings` and the notification).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewFinding {
     pub id: String,
     pub package: String,
@@ -447,7 +451,7 @@ pub struct FindingFilter {
     pub vuln_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Package {
     pub id: i64,
     pub image_id: i64,
@@ -463,7 +467,7 @@ pub struct Package {
 }
 
 /// An image named in a grouped result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ImageRef {
     pub id: i64,
     pub registry: String,
@@ -472,7 +476,7 @@ pub struct ImageRef {
 }
 
 /// One upgrade (package → fixed version) across the tenant's unhealthy images.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct RecommendationGroup {
     pub package: String,
     pub fixed_version: String,
@@ -506,6 +510,45 @@ pub struct HealthEvent {
 
 // ---------------------------------------------------------------------------------------
 // Notifications.
+
+/// The JSON body POSTed to a tenant's notification URL, byte for byte what
+/// `X-Bulkhead-Signature` signs; written once per problem ([`Store::complete`]), kept in
+/// `deliveries.event`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationEvent {
+    /// `image.unhealthy` or `image.new_findings`; also sent as `X-Bulkhead-Event`.
+    pub event: String,
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The tenant's name.
+    pub tenant: String,
+    pub image: EventImage,
+    pub health: HealthChange,
+    /// `scan` or `rescan` (new advisory data).
+    pub reason: String,
+    /// The image's findings by severity after this scan.
+    pub summary: Summary,
+    /// Critical and high findings that are new since the previous scan.
+    pub new_findings: Vec<NewFinding>,
+}
+
+/// The image a [`NotificationEvent`] is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventImage {
+    pub id: i64,
+    pub registry: String,
+    pub repository: String,
+    pub digest: String,
+    pub tags: Vec<String>,
+    pub platform: Option<String>,
+}
+
+/// An image's health before and after a scan; `from` is null on a first scan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HealthChange {
+    pub from: Option<ImageHealth>,
+    pub to: ImageHealth,
+}
 
 /// A delivery claimed for sending: POST `body` to `url`, signed with `secret`.
 #[derive(Clone, Debug, PartialEq)]
@@ -567,7 +610,7 @@ pub struct Stats {
 }
 
 /// A tenant's own counts (dashboard).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
 pub struct TenantSummary {
     pub images: BTreeMap<String, i64>,
     pub jobs: BTreeMap<String, i64>,

@@ -6,8 +6,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::json;
-
 use crate::queue;
 use crate::report;
 use crate::sql::{Dialect, Tx, Value};
@@ -346,30 +344,39 @@ async fn record(
             .await?
     {
         let tags: Vec<String> = serde_json::from_str(&image.text(5)?).unwrap_or_default();
-        let body = json!({
-            "event": if became_unhealthy { "image.unhealthy" } else { "image.new_findings" },
-            "at": crate::time::rfc3339(now),
-            "tenant": tenant_name,
-            "image": {
-                "id": image_id,
-                "registry": image.text(2)?,
-                "repository": image.text(3)?,
-                "digest": image.text(4)?,
-                "tags": tags,
-                "platform": report.image.platform.clone().or(image.opt_text(6)?),
+        let body = crate::NotificationEvent {
+            event: if became_unhealthy {
+                "image.unhealthy"
+            } else {
+                "image.new_findings"
+            }
+            .into(),
+            at: crate::time::rfc3339(now),
+            tenant: tenant_name.to_string(),
+            image: crate::EventImage {
+                id: image_id,
+                registry: image.text(2)?,
+                repository: image.text(3)?,
+                digest: image.text(4)?,
+                tags,
+                platform: report.image.platform.clone().or(image.opt_text(6)?),
             },
-            "health": {"from": previous_health, "to": health},
-            "reason": reason,
-            "summary": counts,
-            "new_findings": new_problem_findings,
-        });
+            health: crate::HealthChange {
+                from: previous_health,
+                to: health,
+            },
+            reason: reason.to_string(),
+            summary: counts.clone(),
+            new_findings: new_problem_findings.clone(),
+        };
+        let body = to_json(&body)?;
         tx.execute(
             "INSERT INTO deliveries (tenant_id, url, event, state, attempts, next_at, \
                  created_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
             &[
                 tenant.0.into(),
                 target.text(0)?.into(),
-                body.to_string().into(),
+                body.into(),
                 now.into(),
             ],
         )
