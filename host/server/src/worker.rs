@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead_store::{Error as StoreError, Job, Report, ScanResult, Store, now_ms};
+use bulkhead_store::{Error as StoreError, Job, Report, Store, now_ms};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServeConfig;
@@ -253,11 +253,7 @@ impl Workers {
     async fn complete(&self, job: &Job, token: &str, report: Report, outcome: &'static str) {
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=4 {
-            let result = ScanResult {
-                report: report.clone(),
-                now: now_ms(),
-            };
-            match self.store.complete(job.id, token, &result).await {
+            match self.store.complete(job.id, token, &report, now_ms()).await {
                 Ok(c) => {
                     tracing::info!(
                         job = job.id,

@@ -315,14 +315,6 @@ pub struct Job {
     pub image_id: Option<i64>,
 }
 
-/// A successful scan to record: its report (inventory and assessment, the model's
-/// [`Report`]) and when it finished.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ScanResult {
-    pub report: Report,
-    pub now: i64,
-}
-
 /// A new critical/high finding (in `health_events.new_findings` and the notification).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct NewFinding {
@@ -907,19 +899,21 @@ impl Store {
             .await
     }
 
-    /// Records a successful scan (see docs/service-design.md, Complete) and marks the job
-    /// `done`, all in one transaction; [`Error::LeaseLost`] (nothing written) when the job
-    /// is no longer running under this lease.
+    /// Records a successful scan, its `report` (inventory and assessment) finished at
+    /// `now` (see docs/service-design.md, Complete), and marks the job `done`, all in one
+    /// transaction; [`Error::LeaseLost`] (nothing written) when the job is no longer
+    /// running under this lease.
     pub async fn complete(
         &self,
         job_id: i64,
         lease_token: &str,
-        result: &ScanResult,
+        report: &Report,
+        now: i64,
     ) -> Result<Completed> {
         let token = lease_token.to_string();
-        let health = report::assessed(&result.report)?;
-        let json = report::encode(&result.report)?;
-        let (report, now) = (result.report.clone(), result.now);
+        let health = report::assessed(report)?;
+        let json = report::encode(report)?;
+        let report = report.clone();
         self.db
             .write(move |tx| {
                 Box::pin(results::complete(

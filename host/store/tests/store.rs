@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bulkhead_store::schema::SCHEMA_VERSION;
 use bulkhead_store::{
     Completed, Enqueued, Error, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob, Page,
-    Pushed, QueryLimits, Reason, Role, ScanFilter, ScanResult, Severity, Store, StoreConfig,
-    TenantId, TenantSpec, Value,
+    Pushed, QueryLimits, Reason, Role, ScanFilter, Severity, Store, StoreConfig, TenantId,
+    TenantSpec, Value,
 };
 use bulkhead_test_artifacts::postgres::PgCluster;
 use bulkhead_test_artifacts::{StoreKind, both};
@@ -214,10 +214,8 @@ async fn scan(
         .complete(
             job,
             claimed.lease_token.as_deref().expect("lease token"),
-            &ScanResult {
-                report: typed(report),
-                now,
-            },
+            &typed(report),
+            now,
         )
         .await
         .expect("complete");
@@ -469,10 +467,8 @@ async fn coalescing(kind: StoreKind) {
         .complete(
             id,
             job.lease_token.as_deref().expect("token"),
-            &ScanResult {
-                report: typed(&report()),
-                now: T0 + 1,
-            },
+            &typed(&report()),
+            T0 + 1,
         )
         .await
         .expect("complete");
@@ -561,10 +557,8 @@ async fn pushes_of_scanned_images(kind: StoreKind) {
         .complete(
             id,
             job.lease_token.as_deref().expect("token"),
-            &ScanResult {
-                report: typed(&report()),
-                now: T0 + 1,
-            },
+            &typed(&report()),
+            T0 + 1,
         )
         .await
         .expect("complete");
@@ -715,14 +709,7 @@ async fn pushes_of_scanned_images(kind: StoreKind) {
         let token = running.lease_token.clone().expect("token");
         tokio::spawn(async move {
             store
-                .complete(
-                    rid,
-                    &token,
-                    &ScanResult {
-                        report: typed(&report()),
-                        now: T0 + 21,
-                    },
-                )
+                .complete(rid, &token, &typed(&report()), T0 + 21)
                 .await
                 .expect("complete")
         })
@@ -788,10 +775,8 @@ async fn claim_race(kind: StoreKind) {
                         .complete(
                             job.id,
                             job.lease_token.as_deref().expect("token"),
-                            &ScanResult {
-                                report: (*report).clone(),
-                                now: T0,
-                            },
+                            &(*report).clone(),
+                            T0,
                         )
                         .await
                         .expect("complete: each claim is exclusive");
@@ -896,14 +881,7 @@ async fn lease_expiry(kind: StoreKind) {
     );
     let r = report();
     let lost = store
-        .complete(
-            first.id,
-            &token1,
-            &ScanResult {
-                report: typed(&r),
-                now: T0 + 1600,
-            },
-        )
+        .complete(first.id, &token1, &typed(&r), T0 + 1600)
         .await;
     assert!(
         matches!(lost, Err(Error::LeaseLost(id)) if id == first.id),
@@ -953,10 +931,8 @@ async fn lease_expiry(kind: StoreKind) {
         .complete(
             second.id,
             second.lease_token.as_deref().expect("token"),
-            &ScanResult {
-                report: typed(&r),
-                now: T0 + 1700,
-            },
+            &typed(&r),
+            T0 + 1700,
         )
         .await
         .expect("complete");
@@ -970,10 +946,8 @@ async fn lease_expiry(kind: StoreKind) {
         .complete(
             second.id,
             second.lease_token.as_deref().expect("token"),
-            &ScanResult {
-                report: typed(&r),
-                now: T0 + 1800,
-            },
+            &typed(&r),
+            T0 + 1800,
         )
         .await;
     assert!(matches!(twice, Err(Error::LeaseLost(_))), "{twice:?}");
