@@ -72,7 +72,7 @@ enum Command {
     Db(crate::db::DbCommand),
     /// Run the scan-on-push service (webhook, workers, REST API) with `--config FILE`, or
     /// manage its API tokens (`serve token create|revoke|list`). See docs/service.md.
-    Serve(bulkhead_server::ServeArgs),
+    Serve(crate::serve::ServeArgs),
     /// Query the scan service's results (docs/query.md): through a running service
     /// (`--server URL --token TOKEN`) or straight from its store (`--store-config FILE
     /// --tenant NAME`). Exit code 2 on an error, shown with a caret under its place.
@@ -231,7 +231,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     // `serve`'s --config is the service configuration, not the scanner's config.toml.
     let command = match cli.command {
         Command::Serve(args) => {
-            return bulkhead_server::run_cli(args, cli.config.as_deref(), &home);
+            return bulkhead_server::run(args.action(), cli.config.as_deref(), &home);
         }
         Command::Query(args) => return query(args),
         other => other,
@@ -263,7 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime.block_on(crate::db::run(cmd, &home, &config.db, &mut stdout.lock()))
         }
         // Handled above, before the scanner's config is read.
-        Command::Serve(args) => bulkhead_server::run_cli(args, cli.config.as_deref(), &home),
+        Command::Serve(args) => bulkhead_server::run(args.action(), cli.config.as_deref(), &home),
         Command::Query(args) => query(args),
     }
 }

@@ -35,7 +35,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bulkhead_store::{Role, Store, TenantSpec, now_ms};
-use clap::{Args, Subcommand};
 use tokio::sync::{Notify, watch};
 
 use self::config::{ServeConfig, StoreConfig};
@@ -46,50 +45,25 @@ use bulkhead_scan::pipeline::{Pipeline, PipelineSpec};
 /// to the queue.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// `bulkhead serve [token …]`; the configuration file is the global `--config FILE`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(subcommand)]
-    command: Option<ServeCommand>,
-}
-
-#[derive(Debug, Subcommand)]
-enum ServeCommand {
-    /// Manage API tokens (stored hashed; a secret is shown once, at creation).
-    #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Create a token bound to one tenant and one role; prints the secret once.
-    Create {
-        /// The tenant (a `[[tenants]]` name of the configuration).
-        #[arg(long)]
+/// What `bulkhead serve` is asked to do (the command line's words are the CLI's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the service until SIGTERM or ctrl-c.
+    Serve,
+    /// Create a token bound to one tenant and one role (a role word); print its secret.
+    CreateToken {
         tenant: String,
-        /// reader (read results), operator (also trigger scans and manage ownership),
-        /// admin (also manage the tenant's tokens).
-        #[arg(long)]
         role: String,
-        /// A name to recognise it by in listings.
-        #[arg(long, default_value = "cli")]
         name: String,
     },
     /// Revoke a token by id.
-    Revoke {
-        /// The id `token create` or `token list` printed.
-        id: i64,
-    },
-    /// List tokens (never their secrets).
-    List {
-        /// Only this tenant's.
-        #[arg(long)]
-        tenant: Option<String>,
-    },
+    RevokeToken { id: i64 },
+    /// List tokens (never their secrets), of one tenant or all.
+    ListTokens { tenant: Option<String> },
 }
 
 /// Run `bulkhead serve …` with the configuration file `config`.
-pub fn run_cli(args: ServeArgs, config: Option<&Path>, home: &Home) -> Result<ExitCode> {
+pub fn run(action: Action, config: Option<&Path>, home: &Home) -> Result<ExitCode> {
     let Some(path) = config else {
         bail!(
             "bulkhead serve needs --config FILE (the service configuration, see docs/service.md)"
@@ -101,9 +75,9 @@ pub fn run_cli(args: ServeArgs, config: Option<&Path>, home: &Home) -> Result<Ex
         .thread_name("bulkhead-serve")
         .build()
         .context("cannot start the async runtime")?;
-    match args.command {
-        None => runtime.block_on(serve(config, home))?,
-        Some(ServeCommand::Token(cmd)) => runtime.block_on(token(cmd, &config))?,
+    match action {
+        Action::Serve => runtime.block_on(serve(config, home))?,
+        token_action => runtime.block_on(token(token_action, &config))?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -320,7 +294,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn token(cmd: TokenCommand, config: &ServeConfig) -> Result<()> {
+async fn token(action: Action, config: &ServeConfig) -> Result<()> {
     let store = open_store(config).await?;
     // A token for a tenant that the configuration names but the service never started
     // with must work at once.
@@ -329,8 +303,9 @@ async fn token(cmd: TokenCommand, config: &ServeConfig) -> Result<()> {
         .context("cannot write the configured tenants to the store")?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match cmd {
-        TokenCommand::Create { tenant, role, name } => {
+    match action {
+        Action::Serve => {}
+        Action::CreateToken { tenant, role, name } => {
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             if !config.tenants.iter().any(|t| t.name == tenant) {
                 bail!(
@@ -348,14 +323,14 @@ async fn token(cmd: TokenCommand, config: &ServeConfig) -> Result<()> {
             );
             writeln!(out, "{}", created.secret)?;
         }
-        TokenCommand::Revoke { id } => {
+        Action::RevokeToken { id } => {
             if store.revoke_token(None, id, now_ms()).await? {
                 eprintln!("revoked token {id}");
             } else {
                 bail!("no unrevoked token with id {id}");
             }
         }
-        TokenCommand::List { tenant } => {
+        Action::ListTokens { tenant } => {
             let tenants = store.tenants().await?;
             writeln!(out, "ID\tTENANT\tROLE\tNAME\tCREATED\tLAST USED\tREVOKED")?;
             for t in tenants
