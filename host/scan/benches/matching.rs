@@ -3,8 +3,8 @@
 //! installed packages against every advisory feed of the fixture pool.
 //!
 //! ```text
-//! cargo bench -p bulkhead --bench matching            # pool at ../shared/fixtures
-//! BENCH_FIXTURES=/path/to/fixtures cargo bench -p bulkhead --bench matching
+//! cargo bench -p bulkhead-scan --bench matching            # pool at ../shared/fixtures
+//! BENCH_FIXTURES=/path/to/fixtures cargo bench -p bulkhead-scan --bench matching
 //! ```
 //!
 //! Without the pool it falls back to the repo's own feed samples and says so: the target

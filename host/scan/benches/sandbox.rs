@@ -16,7 +16,7 @@
 //! Inputs: dpkg reads `BENCH_DPKG_STATUS` or this machine's `/var/lib/dpkg/status` (700+
 //! packages on the project's Debian machines), once alone and once with the `info/*.list`
 //! files beside it; the others read `tests/fixtures/`.
-//! Run: `cargo bench -p bulkhead --bench sandbox`. Knobs: `BENCH_ROUNDS` (default 300),
+//! Run: `cargo bench -p bulkhead-scan --bench sandbox`. Knobs: `BENCH_ROUNDS` (default 300),
 //! `BENCH_ONLY=<label substring>` to run one database (for profiling),
 //! `BENCH_COMPONENTS=<dir>` to load the analyzers from `<dir>/*.wasm` instead of the
 //! embedded ones (to compare guest builds), `BENCH_PROFILE=native|sandbox` to run only
