@@ -15,13 +15,17 @@
 //! (so nothing is hashed here, and a damaged layer still fails verification); only a
 //! compressed layer at a legacy path is hashed during the pass.
 //!
-//! [`BlobSource::open`] seeks to a layer's data in a plain archive; in a gzipped one it
-//! decompresses from the start up to the entry on a blocking thread. No layer is ever
-//! held in memory.
+//! A gzipped archive cannot seek, and decompressing it from the start for every layer made
+//! a scan quadratic in the number of layers. So the one pass also writes the decompressed
+//! stream to an anonymous temporary file (as skopeo does), bounded at [`SPOOL_RATIO`]
+//! times the compressed size (at least [`SPOOL_FLOOR`]) against gzip bombs; the archive
+//! is inflated exactly once. [`BlobSource::open`] then reads a layer's range from the
+//! plain archive or from that file. No layer is ever held in memory.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,6 +38,11 @@ use super::{BlobSource, BlobStream, Compression, Image, LayerDesc, ResolveOption
 
 /// Links followed when resolving one path inside the archive.
 const MAX_LINK_DEPTH: usize = 8;
+/// The decompressed copy of a gzipped archive may be this many times its compressed size
+/// (the layer pipeline's default `max_ratio`)…
+pub const SPOOL_RATIO: u64 = 100;
+/// …or this large, whichever is more (the pipeline's default `ratio_floor_bytes`).
+pub const SPOOL_FLOOR: u64 = 256 << 20;
 
 /// Resolve `docker-archive:FILE`. Archives holding more than one image are refused
 /// (with their tags listed): the reference form has no way to pick one yet.
@@ -41,6 +50,12 @@ pub async fn resolve(
     file: &Path,
     opts: &ResolveOptions,
 ) -> Result<(Image, Arc<dyn BlobSource>), SourceError> {
+    let (image, blobs) = open(file, opts).await?;
+    Ok((image, Arc::new(blobs)))
+}
+
+/// [`resolve`], with the blob source's own type (the tests count its work).
+async fn open(file: &Path, opts: &ResolveOptions) -> Result<(Image, ArchiveBlobs), SourceError> {
     let name = format!("docker-archive:{}", file.display());
     let limits = Limits::from(opts);
     let path = file.to_path_buf();
@@ -51,15 +66,18 @@ pub async fn resolve(
             what: name.clone(),
             message: format!("the archive reader failed: {e}"),
         })??;
+    let inflated = index.inflated;
+    let spool = index.spool.clone();
     let (image, blobs) = build(index, &name, &limits)?;
     Ok((
         image,
-        Arc::new(ArchiveBlobs {
+        ArchiveBlobs {
             path: file.to_path_buf(),
             name,
-            gzip: blobs.gzip,
+            spool,
             locations: blobs.locations,
-        }),
+            inflated,
+        },
     ))
 }
 
@@ -94,8 +112,34 @@ enum Node {
 
 #[derive(Debug)]
 struct ArchiveIndex {
-    gzip: bool,
+    /// The decompressed copy of a gzipped archive; `None` for a plain one.
+    spool: Option<Arc<File>>,
+    /// Bytes the gzip decoder produced (the tests check that it runs once).
+    inflated: u64,
     nodes: HashMap<String, Node>,
+}
+
+/// Writes what it reads into the spool file, up to `max` bytes.
+struct Spool<R> {
+    inner: R,
+    out: BufWriter<File>,
+    written: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Spool<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.written += n as u64;
+        if self.written > self.max {
+            return Err(io::Error::other(format!(
+                "decompresses to more than {} bytes ({SPOOL_RATIO} times its size, at least {SPOOL_FLOOR}): a gzip bomb?",
+                self.max
+            )));
+        }
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Clean an archive path: no leading `./` or `/`, no empty or `.` components; `..`
@@ -183,14 +227,19 @@ fn scan(path: &Path, name: &str, limits: &Limits) -> Result<ArchiveIndex, Source
             io_err(e)
         }
     })?;
-    index_archive(BufReader::new(file), name, limits)
+    let size = file.metadata().map_err(io_err)?.len();
+    let spool_max = size.saturating_mul(SPOOL_RATIO).max(SPOOL_FLOOR);
+    index_archive(BufReader::new(file), name, limits, Some(spool_max))
 }
 
-/// Index an archive read from `reader` (plain or gzip-compressed tar).
+/// Index an archive read from `reader` (plain or gzip-compressed tar). A gzipped one is
+/// copied, decompressed, to a temporary file of at most `spool` bytes (`None`: not
+/// copied; its layers cannot be opened then).
 fn index_archive<R: Read + Seek>(
     mut reader: R,
     name: &str,
     limits: &Limits,
+    spool: Option<u64>,
 ) -> Result<ArchiveIndex, SourceError> {
     let io_err = |e: io::Error| SourceError::Io {
         what: name.to_string(),
@@ -200,16 +249,47 @@ fn index_archive<R: Read + Seek>(
     let n = read_prefix(&mut reader, &mut magic).map_err(io_err)?;
     reader.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let gzip = n == 2 && magic == [0x1f, 0x8b];
-    let nodes = if gzip {
-        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(reader));
-        let entries = archive.entries().map_err(io_err)?;
-        index_entries(entries, name, limits)?
-    } else {
+    if !gzip {
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries_with_seek().map_err(io_err)?;
-        index_entries(entries, name, limits)?
+        let nodes = index_entries(entries, name, limits)?;
+        return Ok(ArchiveIndex {
+            spool: None,
+            inflated: 0,
+            nodes,
+        });
+    }
+    let gz = flate2::read::MultiGzDecoder::new(reader);
+    let Some(max) = spool else {
+        let mut archive = tar::Archive::new(gz);
+        let entries = archive.entries().map_err(io_err)?;
+        let nodes = index_entries(entries, name, limits)?;
+        return Ok(ArchiveIndex {
+            spool: None,
+            inflated: 0,
+            nodes,
+        });
     };
-    Ok(ArchiveIndex { gzip, nodes })
+    let file = tempfile::tempfile().map_err(|e| SourceError::Io {
+        what: name.to_string(),
+        message: format!("cannot create a temporary file for the decompressed archive: {e}"),
+    })?;
+    let copy = file.try_clone().map_err(io_err)?;
+    let mut archive = tar::Archive::new(Spool {
+        inner: gz,
+        out: BufWriter::with_capacity(256 << 10, copy),
+        written: 0,
+        max,
+    });
+    let entries = archive.entries().map_err(io_err)?;
+    let nodes = index_entries(entries, name, limits)?;
+    let mut tee = archive.into_inner();
+    tee.out.flush().map_err(io_err)?;
+    Ok(ArchiveIndex {
+        spool: Some(Arc::new(file)),
+        inflated: tee.written,
+        nodes,
+    })
 }
 
 /// The image a `docker save` archive held in memory describes: the one pass over the
@@ -217,7 +297,7 @@ fn index_archive<R: Read + Seek>(
 /// the fuzz targets; `name` names the archive in errors.
 #[doc(hidden)]
 pub fn image_of_bytes(bytes: &[u8], name: &str, limits: &Limits) -> Result<Image, SourceError> {
-    let index = index_archive(io::Cursor::new(bytes), name, limits)?;
+    let index = index_archive(io::Cursor::new(bytes), name, limits, None)?;
     build(index, name, limits).map(|(image, _)| image)
 }
 
@@ -383,7 +463,6 @@ struct ArchiveManifest {
 }
 
 struct Blobs {
-    gzip: bool,
     locations: HashMap<String, Location>,
 }
 
@@ -520,21 +599,18 @@ fn build(index: ArchiveIndex, name: &str, limits: &Limits) -> Result<(Image, Blo
     };
     // No registry manifest exists for a saved image: manifest_digest stays None.
     let image = manifest::build_image(name, None, &config_digest, &manifest, &config, limits)?;
-    Ok((
-        image,
-        Blobs {
-            gzip: index.gzip,
-            locations,
-        },
-    ))
+    Ok((image, Blobs { locations }))
 }
 
-/// Opens layers inside the archive.
+/// Opens layers inside the archive, or inside its decompressed copy.
 struct ArchiveBlobs {
     path: PathBuf,
     name: String,
-    gzip: bool,
+    spool: Option<Arc<File>>,
     locations: HashMap<String, Location>,
+    /// Bytes inflated while indexing (and never again).
+    #[cfg_attr(not(test), allow(dead_code))]
+    inflated: u64,
 }
 
 #[async_trait::async_trait]
@@ -549,7 +625,7 @@ impl BlobSource for ArchiveBlobs {
             what: what.clone(),
             message: e.to_string(),
         };
-        if !self.gzip {
+        let Some(spool) = self.spool.clone() else {
             let mut file = tokio::fs::File::open(&self.path).await.map_err(io)?;
             let len = file.metadata().await.map_err(io)?.len();
             if at.offset.checked_add(at.size).is_none_or(|end| end > len) {
@@ -563,15 +639,13 @@ impl BlobSource for ArchiveBlobs {
                 256 << 10,
                 file.take(at.size),
             )));
-        }
-        // gzip cannot seek: decompress from the start on a blocking thread and hand the
-        // entry's bytes over a small bounded channel (errors included), so memory stays
-        // at a few chunks whatever the layer size.
-        let file = File::open(&self.path).map_err(io)?;
+        };
+        // Positional reads from the one decompressed copy (layers are read in parallel,
+        // so no shared file offset), on a blocking thread, handed over a small bounded
+        // channel: memory stays at a few chunks whatever the layer size.
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<io::Cursor<Vec<u8>>>>(4);
         tokio::task::spawn_blocking(move || {
-            let mut gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
-            if let Err(e) = stream_entry(&mut gz, at, &tx) {
+            if let Err(e) = stream_range(&spool, at, &tx) {
                 // The receiver may be gone already; then nobody needs the error.
                 let _ = tx.blocking_send(Err(e));
             }
@@ -583,23 +657,17 @@ impl BlobSource for ArchiveBlobs {
     }
 }
 
-/// Skip to `at` in the decompressed stream and send its `size` bytes in chunks.
-fn stream_entry(
-    r: &mut impl Read,
+/// Send the `size` bytes at `offset` of `file` in chunks.
+fn stream_range(
+    file: &File,
     at: Location,
     tx: &tokio::sync::mpsc::Sender<io::Result<io::Cursor<Vec<u8>>>>,
 ) -> io::Result<()> {
-    let skipped = io::copy(&mut r.by_ref().take(at.offset), &mut io::sink())?;
-    if skipped < at.offset {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the archive is shorter than when it was read",
-        ));
-    }
+    let mut offset = at.offset;
     let mut left = at.size;
     while left > 0 {
         let mut chunk = vec![0u8; left.min(128 << 10) as usize];
-        let n = read_prefix(r, &mut chunk)?;
+        let n = file.read_at(&mut chunk, offset)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -608,6 +676,7 @@ fn stream_entry(
         }
         chunk.truncate(n);
         left -= n as u64;
+        offset += n as u64;
         if tx.blocking_send(Ok(io::Cursor::new(chunk))).is_err() {
             return Ok(()); // the reader went away
         }
@@ -636,5 +705,101 @@ mod tests {
         );
         assert_eq!(named_digest("abc.json"), None);
         assert_eq!(named_digest(&format!("x/{hex}.json")), None);
+    }
+
+    /// A tar with one file, `name`, holding `data`.
+    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).expect("append");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    /// Issue 22: a gzipped archive is inflated once, however many layers it has (it was
+    /// inflated from the start again for every layer: quadratic work).
+    #[tokio::test]
+    async fn a_gzipped_archive_with_100_layers_is_inflated_once() {
+        const LAYERS: usize = 100;
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut layer_paths = Vec::new();
+        let mut diff_ids = Vec::new();
+        for i in 0..LAYERS {
+            let content = format!("layer {i}\n").repeat(2000);
+            let layer = tar_of(&[(&format!("etc/file{i}"), content.as_bytes())]);
+            diff_ids.push(manifest::sha256_digest(&layer));
+            let path = format!("{i:03}/layer.tar");
+            layer_paths.push(path.clone());
+            files.push((path, layer));
+        }
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        })
+        .to_string();
+        let config_name = format!("{}.json", &manifest::sha256_digest(config.as_bytes())[7..]);
+        let manifest_json = serde_json::json!([{
+            "Config": config_name, "RepoTags": ["many:layers"], "Layers": layer_paths,
+        }])
+        .to_string();
+        files.push((config_name.clone(), config.into_bytes()));
+        files.push(("manifest.json".into(), manifest_json.into_bytes()));
+        let entries: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
+        let plain = tar_of(&entries);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("many.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).expect("gzip");
+        std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
+
+        let (image, blobs) = open(&path, &ResolveOptions::default())
+            .await
+            .expect("resolves");
+        assert_eq!(image.layers.len(), LAYERS);
+        let inflated = blobs.inflated;
+        assert!(
+            inflated > 0 && inflated <= plain.len() as u64,
+            "one pass inflates at most the archive once: {inflated} of {}",
+            plain.len()
+        );
+        // Every layer, read back, is the layer that went in, and none is inflated from the
+        // archive again: it is gone, only the one decompressed copy is read.
+        std::fs::remove_file(&path).expect("remove the archive");
+        for (layer, (_, want)) in image.layers.iter().zip(&files) {
+            let mut got = Vec::new();
+            let mut stream = BlobSource::open(&blobs, layer).await.expect("opens");
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut got)
+                .await
+                .expect("reads");
+            assert_eq!(&got, want, "{}", layer.digest);
+        }
+        println!(
+            "{LAYERS}-layer gzipped archive: {} bytes inflated in all, archive {} bytes uncompressed (was ~{} with one inflation per layer)",
+            inflated,
+            plain.len(),
+            plain.len() as u64 * LAYERS as u64 / 2
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_archive_stops_at_the_spool_bound() {
+        let plain = tar_of(&[("manifest.json", &vec![b' '; 4 << 20])]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&plain).expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        let limits = Limits {
+            max_manifest_bytes: 4 << 20,
+            max_layers: 16,
+        };
+        let e = index_archive(io::Cursor::new(bytes), "bomb", &limits, Some(1 << 20))
+            .expect_err("bounded");
+        assert!(e.to_string().contains("gzip bomb"), "{e}");
     }
 }
