@@ -38,7 +38,7 @@ sources() {
             -o -name 'rpmdb.sqlite' \) ;;
         # Manifests, indexes and configs: the OCI layout and registry documents (the
         # layer blobs are not JSON and are left to docker_archive and layer_walk).
-        manifest)
+        manifest | registry_documents)
             find "$images" -type f \( -name '*.json' -o -path '*/blobs/sha256/*' \) \
                 -size -8k ;;
         docker_archive) find "$images" -type f -name 'scalibr-basic.tar' ;;
@@ -109,7 +109,7 @@ for target in "${targets[@]}"; do
             ;;
     esac
     case "$target" in
-        manifest)
+        manifest | registry_documents)
             # The configs of the docker-archive fixtures.
             rm -rf "$tmp/x" && mkdir -p "$tmp/x"
             tar -xf "$images/scalibr-basic.tar" -C "$tmp/x" --wildcards '*.json'

@@ -104,6 +104,10 @@ struct ScanArgs {
     /// Registry reached over plain HTTP (repeatable).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registries: Vec<String>,
+    /// A host besides the registry's own that may receive its credentials as the token
+    /// realm of a Bearer challenge (repeatable; HOST for any port, or HOST:PORT).
+    #[arg(long = "token-host", value_name = "HOST[:PORT]")]
+    token_hosts: Vec<String>,
     /// Registry user name (else ~/.docker/config.json).
     #[arg(long, env = "BULKHEAD_USERNAME", requires = "password")]
     username: Option<String>,
@@ -289,6 +293,22 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
     resolve
         .insecure_registries
         .extend(args.insecure_registries.iter().cloned());
+    resolve.token_hosts = config.registries.token_hosts.clone();
+    resolve.registry = config.registries.limits.clone();
+    // As docker does: without explicit credentials, the user's own credential stores.
+    resolve.credential_stores = true;
+    if !args.token_hosts.is_empty()
+        && let Source::Registry(r) = &source
+    {
+        let registry = bulkhead_scan::source::registry::parse_reference(r)?
+            .registry()
+            .to_string();
+        resolve
+            .token_hosts
+            .entry(registry)
+            .or_default()
+            .extend(args.token_hosts.iter().cloned());
+    }
     if let (Some(username), Some(password)) = (&args.username, &args.password) {
         resolve.credentials = Some(Credential::Basic {
             username: username.clone(),

@@ -31,6 +31,22 @@
 //!
 //! [registries]
 //! insecure = ["localhost:5000"]
+//! # Hosts besides a registry's own that may receive its credentials as a token realm.
+//! token_hosts = { "registry.example.com" = ["auth.example.com"] }
+//!
+//! [registries.limits]  # what any registry may make us read and wait for
+//! max_manifest_bytes = 4194304
+//! max_token_bytes = 1048576
+//! max_error_bytes = 65536
+//! max_listing_bytes = 16777216
+//! connect_timeout_ms = 10000
+//! first_byte_timeout_ms = 30000
+//! idle_timeout_ms = 30000
+//! document_timeout_ms = 60000
+//! min_blob_bytes_per_second = 1024
+//! attempts = 5
+//! retry_budget_ms = 120000
+//! max_redirects = 5
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -89,6 +105,11 @@ impl Default for CacheConfig {
 pub struct RegistriesConfig {
     /// Registries (`HOST[:PORT]`) reached over plain HTTP.
     pub insecure: Vec<String>,
+    /// Per registry (`HOST[:PORT]`), hosts besides its own that may receive its
+    /// credentials as a token realm.
+    pub token_hosts: std::collections::BTreeMap<String, Vec<String>>,
+    /// Sizes and times any registry may make us read and wait for.
+    pub limits: crate::source::RegistryLimits,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +132,14 @@ impl Config {
                 return Err(e).with_context(|| format!("cannot read config {}", path.display()));
             }
         };
-        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        config
+            .registries
+            .limits
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("invalid config {}: [registries.limits]", path.display()))?;
+        Ok(config)
     }
 }

@@ -120,7 +120,7 @@ pub fn image(reference: &str, digest: Option<&str>) -> Option<String> {
     }
     let (name, repository_url, tag) = match crate::source::Source::parse(reference).ok()? {
         crate::source::Source::Registry(r) => {
-            let parsed = oci_client::Reference::from_str(&r).ok()?;
+            let parsed = oci_spec::distribution::Reference::from_str(&r).ok()?;
             let repository = parsed.repository();
             let name = repository.rsplit('/').next().unwrap_or(repository);
             (

@@ -1257,21 +1257,26 @@ async fn create_scan(
     {
         return Err(ApiError::not_found());
     }
-    let found = super::registry::inspect(registry, &req.repository, &reference)
-        .await
-        .map_err(|e| match e {
-            bulkhead_scan::source::SourceError::NotFound { .. } => ApiError::not_found(),
-            e if super::registry::transient(&e) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "registry_unavailable",
-                format!("the registry did not answer: {e}"),
-            ),
-            e => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "registry_error",
-                format!("the registry refused: {e}"),
-            ),
-        })?;
+    let found = super::registry::inspect(
+        registry,
+        &state.config.scan.registry_limits,
+        &req.repository,
+        &reference,
+    )
+    .await
+    .map_err(|e| match e {
+        bulkhead_scan::source::SourceError::NotFound { .. } => ApiError::not_found(),
+        e if super::registry::transient(&e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "registry_unavailable",
+            format!("the registry did not answer: {e}"),
+        ),
+        e => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "registry_error",
+            format!("the registry refused: {e}"),
+        ),
+    })?;
     if found.manifests.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -23,6 +23,8 @@
 //! webhook_secret_env = "LOCAL_WEBHOOK_SECRET"   # or webhook_secret_file
 //! username = "scanner"                      # with password_env / password_file,
 //! password_env = "LOCAL_REGISTRY_PASSWORD"  # or token_env / token_file (a bearer token)
+//! token_hosts = ["auth.example.com"]        # token realms besides the registry's own HOST[:PORT]
+//!                                           # that may receive its credentials (HOST or HOST:PORT)
 //!
 //! [[tenants]]
 //! name = "team-a"
@@ -50,6 +52,19 @@
 //! [scan.layers]
 //! [scan.cache]
 //! [scan.analyzers]
+//! [scan.registry_limits]                    # what any registry may make us read and wait for
+//! max_manifest_bytes = 4194304              # manifests, indexes, configs
+//! max_token_bytes = 1048576
+//! max_error_bytes = 65536
+//! max_listing_bytes = 16777216              # a catalog or tags/list page
+//! connect_timeout_ms = 10000
+//! first_byte_timeout_ms = 30000
+//! idle_timeout_ms = 30000                   # no byte for this long: the read fails
+//! document_timeout_ms = 60000               # a whole manifest, token or listing page
+//! min_blob_bytes_per_second = 1024          # slower layers fail
+//! attempts = 5                              # tries of one request (network, 429, 5xx)
+//! retry_budget_ms = 120000                  # all tries of one request together
+//! max_redirects = 5
 //! ```
 //!
 //! Secrets (webhook secrets, registry passwords and tokens, the PostgreSQL URL, notification
@@ -270,12 +285,49 @@ pub struct RegistryConfig {
     /// The value the registry sends in `Authorization` (with or without `Bearer `).
     pub webhook_secret: Option<Secret>,
     pub credentials: Option<RegistryCredentials>,
+    /// Hosts besides `host` that may receive the credentials as a token realm.
+    pub token_hosts: Vec<String>,
 }
 
 impl RegistryConfig {
     /// `HOST[:PORT]/REPOSITORY@DIGEST`, the reference a worker scans.
     pub fn reference(&self, repository: &str, digest: &str) -> String {
         format!("{}/{repository}@{digest}", self.host)
+    }
+
+    /// The registry client every path uses for this registry (worker scans go through
+    /// the scanner with the same options: [`RegistryConfig::resolve_options`]).
+    pub fn client(
+        &self,
+        limits: &bulkhead_scan::source::RegistryLimits,
+    ) -> Result<
+        bulkhead_scan::source::distribution::RegistryClient,
+        bulkhead_scan::source::SourceError,
+    > {
+        bulkhead_scan::source::distribution::RegistryClient::new(
+            &self.host,
+            bulkhead_scan::source::distribution::ClientOptions {
+                insecure: self.insecure,
+                token_hosts: self.token_hosts.clone(),
+                credential: self.credential(),
+                limits: limits.clone(),
+            },
+        )
+    }
+
+    /// How the scanner reaches this registry: plain HTTP if configured, its token hosts,
+    /// its credentials or none (never the host user's credential stores), and references
+    /// that must name this registry.
+    pub fn resolve_options(&self, options: &mut bulkhead_scan::source::ResolveOptions) {
+        options.insecure_registries = if self.insecure {
+            vec![self.host.clone()]
+        } else {
+            Vec::new()
+        };
+        options.token_hosts = [(self.host.clone(), self.token_hosts.clone())].into();
+        options.credentials = self.credential();
+        options.credential_stores = false;
+        options.expected_registry = Some(self.host.clone());
     }
 
     /// The credential in the scanner's terms.
@@ -334,6 +386,8 @@ pub struct ScanConfig {
     pub layers: LayerLimits,
     pub cache: CacheConfig,
     pub analyzers: AnalyzersConfig,
+    /// What any registry may make the service read and wait for.
+    pub registry_limits: bulkhead_scan::source::RegistryLimits,
 }
 
 // ---- the file as written -------------------------------------------------------------
@@ -379,6 +433,8 @@ struct RawRegistry {
     password_file: Option<PathBuf>,
     token_env: Option<String>,
     token_file: Option<PathBuf>,
+    #[serde(default)]
+    token_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +469,7 @@ struct RawScan {
     layers: LayerLimits,
     cache: CacheConfig,
     analyzers: AnalyzersConfig,
+    registry_limits: bulkhead_scan::source::RegistryLimits,
 }
 
 impl Default for RawScan {
@@ -428,6 +485,7 @@ impl Default for RawScan {
             layers: Default::default(),
             cache: Default::default(),
             analyzers: Default::default(),
+            registry_limits: Default::default(),
         }
     }
 }
@@ -564,6 +622,30 @@ impl ServeConfig {
                     r.url
                 )));
             }
+            // A first component without a dot, a port or "localhost" is a Docker Hub
+            // namespace to the reference grammar: `harbor/app` is docker.io/harbor/app, so
+            // the configured credentials would go to Docker Hub.
+            let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if !(host.contains('.') || host.contains(':') || hostname == "localhost") {
+                return Err(err(format!(
+                    "{key}.url = {:?}: a registry host needs a dot, a port or \"localhost\" (image references would read {host:?} as a Docker Hub namespace); use the full name (e.g. {host}.example.com) or add the port ({host}:443)",
+                    r.url
+                )));
+            }
+            let mut token_hosts = Vec::new();
+            for (j, h) in r.token_hosts.iter().enumerate() {
+                let h = h.trim();
+                if h.is_empty()
+                    || h.contains('/')
+                    || h.contains(char::is_whitespace)
+                    || h.contains('@')
+                {
+                    return Err(err(format!(
+                        "{key}.token_hosts[{j}] = {h:?}: expected HOST or HOST:PORT"
+                    )));
+                }
+                token_hosts.push(h.to_ascii_lowercase());
+            }
             let insecure = match (scheme, r.insecure) {
                 ("https", false) => false,
                 ("http", true) => true,
@@ -621,6 +703,7 @@ impl ServeConfig {
                 insecure,
                 webhook_secret,
                 credentials,
+                token_hosts,
             });
         }
 
@@ -750,6 +833,9 @@ impl ServeConfig {
         if s.timeout_seconds == 0 {
             return Err(err("scan.timeout_seconds must be at least 1".into()));
         }
+        s.registry_limits
+            .validate()
+            .map_err(|e| err(format!("scan.registry_limits: {e}")))?;
         let scan = ScanConfig {
             db: s.db.as_deref().map(resolve),
             health_threshold: s.health_threshold,
@@ -763,6 +849,7 @@ impl ServeConfig {
             analyzers: AnalyzersConfig {
                 dirs: s.analyzers.dirs.iter().map(|d| resolve(d)).collect(),
             },
+            registry_limits: s.registry_limits,
         };
 
         Ok(ServeConfig {
@@ -979,11 +1066,11 @@ time_ms = 5000
             "{e}"
         );
         let e = error_of(&format!(
-            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\nwebhook_secret_env = \"EMPTY\"\n"
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h.example\"\nwebhook_secret_env = \"EMPTY\"\n"
         ));
         assert!(e.contains("webhook_secret") && e.contains("empty"), "{e}");
         let e = error_of(&format!(
-            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\nusername = \"u\"\n"
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h.example\"\nusername = \"u\"\n"
         ));
         assert!(e.contains("password_env"), "{e}");
         let e = error_of(&format!(
@@ -991,13 +1078,82 @@ time_ms = 5000
         ));
         assert!(e.contains("tenants[0] (t).owns[0].registry"), "{e}");
         let e = error_of(&format!(
-            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\n\
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h.example\"\n\
              [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"x\" }}]\n\
              [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"x/\" }}]\n"
         ));
         assert!(e.contains("already owned by tenant a"), "{e}");
         let e = error_of(&format!("{sqlite}[server]\nworkers = 0\n"));
         assert!(e.contains("server.workers"), "{e}");
+    }
+
+    /// Issue 12, item 6: `https://harbor` would make `harbor/app` a Docker Hub reference,
+    /// and the registry's password would go to Docker Hub.
+    #[test]
+    fn a_registry_host_that_references_would_read_as_docker_hub_is_refused() {
+        let sqlite = "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        for url in ["https://harbor", "https://harbor/", "http://harbor"] {
+            let e = error_of(&format!(
+                "{sqlite}[[registries]]\nname = \"r\"\nurl = \"{url}\"\ninsecure = {}\n",
+                url.starts_with("http:")
+            ));
+            assert!(
+                e.contains("registries[0] (r).url") && e.contains("Docker Hub"),
+                "{url}: {e}"
+            );
+        }
+        for url in [
+            "https://harbor.corp",
+            "https://harbor:443",
+            "http://localhost",
+        ] {
+            let c = parse(&format!(
+                "{sqlite}[[registries]]\nname = \"r\"\nurl = \"{url}\"\ninsecure = {}\n",
+                url.starts_with("http:")
+            ))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let r = &c.registries[0];
+            // The reference a worker builds names exactly this registry.
+            let reference = r.reference("team/app", &format!("sha256:{}", "a".repeat(64)));
+            let parsed =
+                bulkhead_scan::source::registry::parse_reference(&reference).expect("parses");
+            assert_eq!(parsed.registry(), r.host, "{url}");
+        }
+    }
+
+    #[test]
+    fn token_hosts_and_registry_limits_are_read_and_checked() {
+        let sqlite = "[store]\nkind = \"sqlite\"\npath = \"x.db\"\n";
+        let c = parse(&format!(
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://r.example\"\ntoken_hosts = [\"Auth.Example:8443\"]\n\
+             [scan.registry_limits]\nmax_manifest_bytes = 1000\nidle_timeout_ms = 500\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.registries[0].token_hosts, ["auth.example:8443"]);
+        assert_eq!(c.scan.registry_limits.max_manifest_bytes, 1000);
+        assert_eq!(c.scan.registry_limits.idle_timeout_ms, 500);
+        assert_eq!(c.scan.registry_limits.attempts, 5, "the rest stays default");
+        let mut options = bulkhead_scan::source::ResolveOptions {
+            credential_stores: true,
+            ..Default::default()
+        };
+        c.registries[0].resolve_options(&mut options);
+        assert!(!options.credential_stores, "never the host user's stores");
+        assert_eq!(options.expected_registry.as_deref(), Some("r.example"));
+        assert_eq!(options.token_hosts["r.example"], ["auth.example:8443"]);
+        let e = error_of(&format!(
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://r.example\"\ntoken_hosts = [\"https://x/y\"]\n"
+        ));
+        assert!(e.contains("token_hosts[0]"), "{e}");
+        let e = error_of(&format!("{sqlite}[scan.registry_limits]\nattempts = 0\n"));
+        assert!(
+            e.contains("scan.registry_limits") && e.contains("attempts"),
+            "{e}"
+        );
+        let e = error_of(&format!(
+            "{sqlite}[scan.registry_limits]\nidle_timeout = 5\n"
+        ));
+        assert!(e.contains("idle_timeout"), "{e}");
     }
 
     #[test]

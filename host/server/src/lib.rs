@@ -182,7 +182,10 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
             layers: config.scan.layers.clone(),
             cache_max_bytes: Some(config.scan.cache.max_bytes),
             parallel_layers: config.scan.parallel_layers,
-            resolve: Default::default(),
+            resolve: bulkhead_scan::source::ResolveOptions {
+                registry: config.scan.registry_limits.clone(),
+                ..Default::default()
+            },
             assess: Some(bulkhead_scan::assess::AssessOptions {
                 db: db_path.clone(),
                 policy: bulkhead_scan::assess::Policy {

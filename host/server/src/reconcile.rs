@@ -22,13 +22,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulkhead_scan::source::distribution::RegistryClient;
 use bulkhead_store::{Enqueued, ImageFilter, NewJob, Page, Pushed, Reason, Store, now_ms};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use tokio::sync::{Notify, watch};
 
-use super::config::{RegistryConfig, RegistryCredentials, ServeConfig};
+use super::config::{RegistryConfig, ServeConfig};
 use bulkhead_scan::source::SourceError;
 
 /// Entries asked for per catalog or tag page.
@@ -41,9 +39,6 @@ const MAX_NAMES: usize = 100_000;
 const MAX_CONSECUTIVE_ERRORS: usize = 5;
 /// Indexes remembered (digest → platform manifests) before the memory is cleared.
 const MAX_CACHED_INDEXES: usize = 10_000;
-/// Per-request timeouts of the listing client.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The reconcile loop's parts.
 #[derive(Clone)]
@@ -109,8 +104,8 @@ impl Reconciler {
             if indexes.len() > MAX_CACHED_INDEXES {
                 indexes.clear();
             }
-            // In a task of its own: oci-client unwraps some header values built from server
-            // data (tokens), and a panic there must end this pass, not the loop.
+            // In a task of its own: a panic anywhere in a pass must end this pass, not the
+            // loop.
             let task = {
                 let this = self.clone();
                 let registry = registry.clone();
@@ -162,7 +157,11 @@ impl Reconciler {
         registry: &RegistryConfig,
         indexes: &mut HashMap<String, Vec<Child>>,
     ) -> Result<Outcome, String> {
-        let lister = Lister::new(registry)?;
+        let lister = Lister {
+            client: registry
+                .client(&self.config.scan.registry_limits)
+                .map_err(|e| e.to_string())?,
+        };
         let repositories = paged(MAX_NAMES, |last| lister.catalog(last))
             .await
             .map_err(|e| format!("cannot list the catalog of {}: {e}", registry.url))?;
@@ -216,7 +215,14 @@ impl Reconciler {
                 } else if let Some(children) = indexes.get(&digest) {
                     children.clone()
                 } else {
-                    match super::registry::inspect(registry, &repository, &digest).await {
+                    match super::registry::inspect(
+                        registry,
+                        &self.config.scan.registry_limits,
+                        &repository,
+                        &digest,
+                    )
+                    .await
+                    {
                         Ok(found) => {
                             let children: Vec<Child> = found
                                 .manifests
@@ -342,275 +348,44 @@ where
     Ok(names)
 }
 
-/// Lists one registry with its configured credentials: tags and manifests through
-/// oci-client, the catalog through plain HTTP (see [`Lister::catalog`]).
+/// Lists one registry with its configured credentials, through the registry client every
+/// path uses (bounded pages and times; the catalog asks for a `registry:catalog:*` token).
 struct Lister {
-    client: Client,
-    http: reqwest::Client,
-    auth: RegistryAuth,
-    host: String,
-    /// `http(s)://HOST[:PORT]`.
-    base: String,
-    insecure: bool,
+    client: RegistryClient,
 }
 
 impl Lister {
-    fn new(registry: &RegistryConfig) -> Result<Lister, String> {
-        // oci-client's reqwest is built without a crypto provider; install ours once. An
-        // error only means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let auth = match &registry.credentials {
-            None => RegistryAuth::Anonymous,
-            Some(RegistryCredentials::Basic { username, password }) => {
-                RegistryAuth::Basic(username.clone(), password.expose().to_string())
-            }
-            Some(RegistryCredentials::Token(t)) => RegistryAuth::Bearer(t.expose().to_string()),
-        };
-        // oci-client puts credentials into a header and panics on bytes a header cannot
-        // carry.
-        let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
-        let sendable = match &auth {
-            RegistryAuth::Anonymous => true,
-            RegistryAuth::Basic(u, p) => printable(u) && printable(p),
-            RegistryAuth::Bearer(t) => printable(t),
-        };
-        if !sendable {
-            return Err("the configured credentials have characters that cannot be sent".into());
-        }
-        let config = ClientConfig {
-            protocol: if registry.insecure {
-                ClientProtocol::HttpsExcept(vec![registry.host.clone()])
-            } else {
-                ClientProtocol::Https
-            },
-            platform_resolver: None,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            user_agent: concat!("bulkhead/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        };
-        let client =
-            Client::try_from(config).map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("bulkhead/", env!("CARGO_PKG_VERSION")))
-            // Credentials go to the registry and its token realm, nowhere a redirect says.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(READ_TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(Lister {
-            client,
-            http,
-            auth,
-            host: registry.host.clone(),
-            base: registry.url.clone(),
-            insecure: registry.insecure,
-        })
-    }
-
-    fn reference(&self, repository: &str, tag: &str) -> Result<Reference, String> {
-        let name = format!("{}/{repository}:{tag}", self.host);
-        name.parse()
-            .map_err(|e| format!("{name}: not an image reference: {e}"))
-    }
-
-    /// One page of `/v2/_catalog`, requested here rather than through oci-client: on a
-    /// registry with token authentication the catalog needs a token for the scope
-    /// `registry:catalog:*`, and oci-client only ever asks for repository scopes.
     async fn catalog(&self, last: Option<String>) -> Result<Vec<String>, String> {
-        let url = format!("{}/v2/_catalog", self.base);
-        let mut query = vec![("n", PAGE.to_string())];
-        if let Some(l) = last {
-            query.push(("last", l));
-        }
-        let mut authorization = match &self.auth {
-            RegistryAuth::Bearer(t) => Some(format!("Bearer {t}")),
-            _ => None,
-        };
-        for _ in 0..2 {
-            let mut request = self.http.get(&url).query(&query);
-            if let Some(a) = &authorization {
-                request = request.header(reqwest::header::AUTHORIZATION, a);
-            }
-            let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
-            let status = response.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && authorization.is_none() {
-                let challenge = response
-                    .headers()
-                    .get(reqwest::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                authorization = Some(self.answer(&challenge).await?);
-                continue;
-            }
-            if !status.is_success() {
-                return Err(format!("{url}: HTTP {status}"));
-            }
-            let body = read_limited(response, MAX_LISTING_BYTES)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            #[derive(serde::Deserialize)]
-            struct Catalog {
-                repositories: Option<Vec<String>>,
-            }
-            let catalog: Catalog =
-                serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
-            return Ok(catalog.repositories.unwrap_or_default());
-        }
-        Err(format!(
-            "{url}: HTTP 401 with the credentials the registry asked for"
-        ))
-    }
-
-    /// The `Authorization` value that answers a `WWW-Authenticate` challenge: the
-    /// configured Basic credentials, or a token from the challenge's realm for its scope.
-    async fn answer(&self, challenge: &str) -> Result<String, String> {
-        let (scheme, params) = parse_challenge(challenge);
-        let param = |k: &str| {
-            params
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(k))
-                .map(|(_, v)| v.clone())
-        };
-        let basic = match &self.auth {
-            RegistryAuth::Basic(u, p) => Some((u.clone(), p.clone())),
-            _ => None,
-        };
-        if scheme.eq_ignore_ascii_case("basic") {
-            let (u, p) =
-                basic.ok_or("the registry asks for credentials and none are configured")?;
-            use base64::Engine as _;
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            return Ok(format!("Basic {pair}"));
-        }
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(format!("unsupported authentication scheme {scheme:?}"));
-        }
-        let realm = param("realm").ok_or("a Bearer challenge without a realm")?;
-        // The realm gets the credentials: plain HTTP only where the registry is, too.
-        let realm_ok =
-            realm.starts_with("https://") || (self.insecure && realm.starts_with("http://"));
-        if !realm_ok {
-            return Err(format!("refusing the token realm {realm:?}"));
-        }
-        let mut query = vec![(
-            "scope",
-            param("scope").unwrap_or_else(|| "registry:catalog:*".to_string()),
-        )];
-        if let Some(service) = param("service") {
-            query.push(("service", service));
-        }
-        let mut request = self.http.get(&realm).query(&query);
-        if let Some((u, p)) = basic {
-            request = request.basic_auth(u, Some(p));
-        }
-        let response = request.send().await.map_err(|e| format!("{realm}: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("the token service {realm} answered HTTP {status}"));
-        }
-        let body = read_limited(response, MAX_LISTING_BYTES)
+        self.client
+            .catalog(PAGE, last.as_deref())
             .await
-            .map_err(|e| format!("{realm}: {e}"))?;
-        #[derive(serde::Deserialize)]
-        struct Token {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let t: Token = serde_json::from_slice(&body).map_err(|e| format!("{realm}: {e}"))?;
-        let token = t
-            .token
-            .or(t.access_token)
-            .ok_or_else(|| format!("{realm}: no token in the answer"))?;
-        Ok(format!("Bearer {token}"))
+            .map_err(|e| e.to_string())
     }
 
     async fn tags(&self, repository: &str, last: Option<String>) -> Result<Vec<String>, String> {
-        let reference = self.reference(repository, "latest")?;
-        let r = tokio::time::timeout(
-            READ_TIMEOUT,
-            self.client
-                .list_tags(&reference, &self.auth, Some(PAGE), last.as_deref()),
-        )
-        .await
-        .map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-        Ok(r.tags)
+        self.client
+            .tags(repository, PAGE, last.as_deref())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The digest `repository:tag` names now (a HEAD of the manifest).
     async fn digest(&self, repository: &str, tag: &str) -> Result<String, String> {
-        let reference = self.reference(repository, tag)?;
-        let digest = tokio::time::timeout(
-            READ_TIMEOUT,
-            self.client.fetch_manifest_digest(&reference, &self.auth),
-        )
-        .await
-        .map_err(|_| format!("no answer within {READ_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
+        let what = format!("{}/{repository}:{tag}", self.client.registry());
+        let digest = self
+            .client
+            .manifest_digest(repository, tag, &what)
+            .await
+            .map_err(|e| e.to_string())?;
         if super::webhook::valid_digest(&digest) {
             Ok(digest)
         } else {
-            Err(format!("{repository}:{tag}: unusable digest {digest:?}"))
+            Err(format!(
+                "{what}: unusable digest {:?}",
+                digest.chars().take(100).collect::<String>()
+            ))
         }
     }
-}
-
-/// Largest catalog page or token answer read.
-const MAX_LISTING_BYTES: usize = 16 << 20;
-
-/// The body, or an error past `max` bytes (a registry's answer is data we did not ask to
-/// be unbounded).
-async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max {
-            return Err(format!("answer larger than {max} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// `SCHEME k="v", k2=v2` (RFC 7235): the scheme and the parameters, quoted values
-/// unescaped. Malformed parts are skipped.
-fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = Vec::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            while let Some(c) = chars.peek().copied() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        params.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    (scheme.to_string(), params)
 }
 
 #[cfg(test)]
@@ -678,38 +453,6 @@ mod tests {
         assert_eq!(got.len(), 25);
         let e = block_on(paged(25, |_| async { Err("HTTP 401".to_string()) }));
         assert_eq!(e, Err("HTTP 401".to_string()));
-    }
-
-    #[test]
-    fn challenges_are_parsed() {
-        // Distribution's token challenge for the catalog, and htpasswd's.
-        let (scheme, params) = parse_challenge(
-            r#"Bearer realm="http://127.0.0.1:5001/token",service="bulkhead-test",scope="registry:catalog:*""#,
-        );
-        assert_eq!(scheme, "Bearer");
-        assert_eq!(
-            params,
-            vec![
-                (
-                    "realm".to_string(),
-                    "http://127.0.0.1:5001/token".to_string()
-                ),
-                ("service".to_string(), "bulkhead-test".to_string()),
-                ("scope".to_string(), "registry:catalog:*".to_string()),
-            ]
-        );
-        let (scheme, params) = parse_challenge(r#"Basic realm="a \"quoted\", realm""#);
-        assert_eq!(scheme, "Basic");
-        assert_eq!(
-            params,
-            vec![("realm".to_string(), "a \"quoted\", realm".to_string())]
-        );
-        let (scheme, params) = parse_challenge("Bearer realm=https://auth, service = x");
-        assert_eq!(scheme, "Bearer");
-        assert_eq!(params[0], ("realm".to_string(), "https://auth".to_string()));
-        assert_eq!(params[1], ("service".to_string(), "x".to_string()));
-        assert_eq!(parse_challenge("").1, vec![]);
-        assert_eq!(parse_challenge(r#"Bearer realm="unterminated"#).1.len(), 1);
     }
 
     #[test]

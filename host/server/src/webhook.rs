@@ -511,7 +511,14 @@ pub async fn receive(
                     }
                     Err(e) => return store_failed(&state, kind, e),
                 }
-                match super::registry::inspect(registry, &target.repository, &target.digest).await {
+                match super::registry::inspect(
+                    registry,
+                    &state.config.scan.registry_limits,
+                    &target.repository,
+                    &target.digest,
+                )
+                .await
+                {
                     Ok(found) => found
                         .manifests
                         .into_iter()
@@ -823,6 +830,7 @@ mod tests {
             insecure: true,
             webhook_secret: secret.map(Secret::new),
             credentials: None,
+            token_hosts: Vec::new(),
         }
     }
 

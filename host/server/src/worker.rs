@@ -157,12 +157,7 @@ impl Workers {
 
         let source = Source::Registry(registry.reference(&job.repository, &job.digest));
         let mut options = self.scan.options.clone();
-        options.resolve.insecure_registries = if registry.insecure {
-            vec![registry.host.clone()]
-        } else {
-            Vec::new()
-        };
-        options.resolve.credentials = registry.credential();
+        registry.resolve_options(&mut options.resolve);
 
         let (lost_tx, mut lost_rx) = watch::channel(false);
         let heartbeat = tokio::spawn(heartbeat(

@@ -56,7 +56,7 @@ pub struct Limits {
 impl From<&ResolveOptions> for Limits {
     fn from(o: &ResolveOptions) -> Self {
         Limits {
-            max_manifest_bytes: o.max_manifest_bytes,
+            max_manifest_bytes: o.registry.max_manifest_bytes,
             max_layers: o.max_layers,
         }
     }
@@ -373,6 +373,45 @@ pub fn parse_document(bytes: &[u8], what: &str, limits: &Limits) -> Result<Docum
         config,
         layers,
     }))
+}
+
+/// A manifest or index as a registry sent it: the checks every registry path makes on
+/// the bytes received, in order (size, the digest asked for, the size the index gave,
+/// then the parse). Returns the document and its digest. The fuzz target
+/// `registry_documents` runs this on arbitrary bytes.
+pub fn received(
+    bytes: &[u8],
+    what: &str,
+    limits: &Limits,
+    expected_digest: Option<&str>,
+    expected_size: Option<u64>,
+) -> Result<(Document, String), SourceError> {
+    limits.check_size(what, bytes.len() as u64)?;
+    let digest = sha256_digest(bytes);
+    if let Some(want) = expected_digest
+        && want != digest
+    {
+        return Err(SourceError::DigestMismatch {
+            what: what.to_string(),
+            expected: want.to_string(),
+            actual: digest,
+        });
+    }
+    if let Some(size) = expected_size
+        && size != bytes.len() as u64
+    {
+        return Err(invalid(
+            what,
+            format!("{} bytes, the index says {size}", bytes.len()),
+        ));
+    }
+    let document = parse_document(bytes, what, limits)?;
+    if let Document::Index(index) = &document
+        && index.manifests.iter().any(|d| d.digest == digest)
+    {
+        return Err(invalid(what, "the index lists itself"));
+    }
+    Ok((document, digest))
 }
 
 /// Parse an image config: platform, `rootfs.diff_ids` and `history`.

@@ -12,18 +12,21 @@
 
 pub mod auth;
 pub mod dir;
+pub mod distribution;
 pub mod docker_archive;
 
 pub mod manifest;
 pub mod oci_layout;
 pub mod registry;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use crate::image::{
-    BlobSource, BlobStream, Compression, Image, LayerDesc, Platform, SourceError,
+    BlobSource, BlobStream, Compression, Disposition, Image, LayerDesc, Platform, SourceError,
 };
+pub use distribution::RegistryLimits;
 
 /// A parsed image reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,11 +99,22 @@ pub struct ResolveOptions {
     pub platform: Platform,
     /// Registries (`HOST[:PORT]`) that may be reached over plain HTTP.
     pub insecure_registries: Vec<String>,
-    /// Credentials given on the command line or in the environment; they take precedence
-    /// over `~/.docker/config.json`.
+    /// Per registry (`HOST[:PORT]`), the hosts besides its own that may receive its
+    /// credentials as a token realm (`token_hosts`, `--token-host`).
+    pub token_hosts: BTreeMap<String, Vec<String>>,
+    /// Credentials given on the command line, in the environment or in the service's
+    /// configuration; they take precedence over the credential stores.
     pub credentials: Option<auth::Credential>,
-    /// Largest manifest, index or config accepted, in bytes.
-    pub max_manifest_bytes: u64,
+    /// Whether the user's credential stores (`~/.docker/config.json`, Podman's
+    /// `auth.json`, credential helpers) may be read when `credentials` is `None`. The CLI
+    /// does, as docker does; the service never does (anonymous means anonymous).
+    pub credential_stores: bool,
+    /// The registry a reference must name (the service's configured host): a reference
+    /// that parses to another registry is refused rather than sent there.
+    pub expected_registry: Option<String>,
+    /// Sizes and times a registry may make us read and wait for; `max_manifest_bytes`
+    /// bounds the documents of every source.
+    pub registry: RegistryLimits,
     /// Largest number of layers accepted.
     pub max_layers: usize,
 }
@@ -110,8 +124,11 @@ impl Default for ResolveOptions {
         ResolveOptions {
             platform: Platform::host(),
             insecure_registries: Vec::new(),
+            token_hosts: BTreeMap::new(),
             credentials: None,
-            max_manifest_bytes: 4 << 20,
+            credential_stores: false,
+            expected_registry: None,
+            registry: RegistryLimits::default(),
             max_layers: 256,
         }
     }
