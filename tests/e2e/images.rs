@@ -163,6 +163,21 @@ fn basic_and_token_auth() {
         let home = tempfile::tempdir().expect("tempdir");
         let addr = reg.addr();
         let image = format!("{addr}/private/alpine:3.12");
+        if let Some(tokens) = reg.token_server() {
+            // The token server is on another port: the registry's credentials may go
+            // there only because the configuration says so.
+            let realm = tokens.realm();
+            let authority = realm
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            std::fs::write(
+                home.path().join("config.toml"),
+                format!("[registries.token_hosts]\n\"{addr}\" = [\"{authority}\"]\n"),
+            )
+            .expect("config.toml");
+        }
 
         let (out, _) = run(home.path(), &["scan", &image, "--insecure-registry", addr]);
         assert_eq!(out.status.code(), Some(2), "anonymous must be refused");

@@ -543,6 +543,9 @@ fn reconcile_lists_a_registry_with_token_authentication() {
         .registry("local", &reg.url(), HOOK_SECRET)
         .tenant("a", &[("local", "team-a")]);
     options.registries[0].creds = Some((USER.into(), PASS.into()));
+    // The token server listens on another port: the registry's credentials go there only
+    // because it is listed.
+    options.registries[0].token_hosts = vec![token_authority(&reg)];
     let mut svc = ServiceHarness::start(bin(), options);
     let reader = svc.create_token("a", "reader");
     let (image, tags) = distinct_images(1);
@@ -627,4 +630,14 @@ fn two_instances_share_one_postgres_queue() {
         first.log(),
         second.log()
     );
+}
+
+/// `HOST:PORT` of a registry's token server.
+fn token_authority(reg: &Registry) -> String {
+    let realm = reg.token_server().expect("a token server").realm();
+    let rest = realm
+        .split_once("://")
+        .map_or(realm.as_str(), |(_, r)| r)
+        .to_string();
+    rest.split('/').next().unwrap_or_default().to_string()
 }

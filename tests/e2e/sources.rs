@@ -278,7 +278,10 @@ async fn oci_layout_tampering_is_detected() {
 
     // A descriptor claiming a config larger than the limit is refused before reading.
     let small = ResolveOptions {
-        max_manifest_bytes: 500,
+        registry: bulkhead_scan::source::RegistryLimits {
+            max_manifest_bytes: 500,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let e = resolve_err(&format!("oci:{}", fixture("test.oci").display()), &small).await;

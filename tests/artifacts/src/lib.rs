@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod hostile_registry;
 pub mod http;
 pub mod images;
 pub mod postgres;

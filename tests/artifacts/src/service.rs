@@ -65,6 +65,9 @@ pub struct ServiceRegistry {
     pub webhook_secret: String,
     /// Basic credentials for pulls (the password is passed in the environment).
     pub creds: Option<(String, String)>,
+    /// `token_hosts`: token realms besides the registry's own `HOST:PORT` that may get the
+    /// credentials (a token server on another port).
+    pub token_hosts: Vec<String>,
 }
 
 /// One `[[tenants]]` entry.
@@ -155,6 +158,7 @@ impl ServiceOptions {
             url: url.into(),
             webhook_secret: webhook_secret.into(),
             creds: None,
+            token_hosts: Vec::new(),
         });
         self
     }
@@ -527,6 +531,10 @@ impl ServiceHarness {
                     "username = {}\npassword_env = \"BULKHEAD_TEST_REGISTRY_PASSWORD_{i}\"",
                     q(user)
                 );
+            }
+            if !r.token_hosts.is_empty() {
+                let hosts: Vec<String> = r.token_hosts.iter().map(|h| q(h)).collect();
+                let _ = writeln!(t, "token_hosts = [{}]", hosts.join(", "));
             }
             t.push('\n');
         }
