@@ -662,10 +662,6 @@ impl RegistryClient {
                     message.push_str(&format!(
                         " (does {r} speak plain HTTP? allow it with --insecure-registry {r})"
                     ));
-                    return Err(SourceError::Invalid {
-                        what: what.to_string(),
-                        message,
-                    });
                 }
                 Err(SourceError::Network {
                     what: what.to_string(),
