@@ -550,6 +550,7 @@ async fn query_store(
         text,
         &config.query,
         bulkhead_store::now_ms(),
+        std::time::Instant::now(),
     )
     .await
     {
