@@ -2357,8 +2357,8 @@ async fn query_limits(kind: StoreKind) {
     let waited = store.query("SELECT 1", &[], limits).await;
     assert!(matches!(waited, Err(Error::Timeout(_))), "{waited:?}");
     for b in busy {
-        let r = b.await.expect("task");
-        assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
+        let stopped = b.await.expect("task");
+        assert!(matches!(stopped, Err(Error::Timeout(_))), "{stopped:?}");
     }
     // The deadline may have started before the call: time already spent elsewhere (the
     // request's wait in the service) is not given again.
@@ -2367,8 +2367,8 @@ async fn query_limits(kind: StoreKind) {
         since: Instant::now().checked_sub(Duration::from_secs(1)),
         ..QueryLimits::default()
     };
-    let r = store.query("SELECT 1", &[], late).await;
-    assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
+    let too_late = store.query("SELECT 1", &[], late).await;
+    assert!(matches!(too_late, Err(Error::Timeout(_))), "{too_late:?}");
 
     // Parameters, aggregates (PostgreSQL's sum is NUMERIC), reals, nulls, text.
     let q = store
