@@ -570,6 +570,7 @@ async fn query_store(
         text,
         &config.query,
         bulkhead_store::now_ms(),
+        std::time::Instant::now(),
     )
     .await
     {

@@ -51,6 +51,12 @@ pub struct Options {
     /// The most rows a query may return. The SQL asks for `row_cap + 1` rows so the
     /// executor can tell "exactly the cap" from "more than the cap" ([`row_cap_message`]).
     pub row_cap: u64,
+    /// The longest text value the result may hold, in bytes; `None`: no check. On
+    /// PostgreSQL every text output is passed through `bulkhead_value_limit(value, max)`
+    /// (the store's migration 2 defines it), which fails the query with SQLSTATE 54000
+    /// rather than send a longer value. On SQLite the store sets `SQLITE_LIMIT_LENGTH`
+    /// instead, which also bounds the values built along the way; nothing is added here.
+    pub max_value_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +86,22 @@ pub fn row_cap_message(row_cap: u64) -> String {
     format!(
         "the query returns more than {row_cap} rows: add '| take {row_cap}' (or a smaller \
          number) or narrow it with 'where', 'summarize' or 'distinct'"
+    )
+}
+
+/// The message the executor shows when a result grows past its byte limit.
+pub fn result_bytes_message(max_bytes: u64) -> String {
+    format!(
+        "the query's result is larger than {max_bytes} bytes (the service's \
+         [query] max_result_bytes): project fewer or shorter columns, or take fewer rows"
+    )
+}
+
+/// The message the executor shows when one value is longer than its limit.
+pub fn value_bytes_message(max_bytes: u64) -> String {
+    format!(
+        "the query builds a value larger than {max_bytes} bytes (the service's \
+         [query] max_value_bytes): build shorter strings (strcat, replace_string)"
     )
 }
 
@@ -162,6 +184,7 @@ pub fn check(text: &str, catalog: &Catalog) -> Result<Vec<OutputColumn>, Error> 
         tenant_id: 0,
         now_ms: 0,
         row_cap: 1,
+        max_value_bytes: None,
     };
     compile(text, catalog, &opts).map(|c| c.columns)
 }
@@ -189,7 +212,17 @@ pub fn compile_query(
         let v = match opts.dialect {
             // On PostgreSQL every output has one canonical type per language type
             // (length() is INTEGER, sum() NUMERIC…), so the executor reads them uniformly.
-            Dialect::Postgres => format!("CAST({v} AS {})", pg_type(col.ty)),
+            Dialect::Postgres => {
+                let cast = format!("CAST({v} AS {})", pg_type(col.ty));
+                match opts.max_value_bytes {
+                    Some(max) if pg_type(col.ty) == "TEXT" => {
+                        let max = i64::try_from(max).unwrap_or(i64::MAX);
+                        let max = c.param(Param::Int(max), query.table.span)?;
+                        format!("bulkhead_value_limit({cast}, {max})")
+                    }
+                    _ => cast,
+                }
+            }
             Dialect::Sqlite => v,
         };
         items.push(format!("{v} AS o{}", i + 1));

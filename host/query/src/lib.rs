@@ -36,7 +36,8 @@ pub use ast::Query;
 pub use catalog::{Catalog, Column, Table, Type, VIEWS_V1_SQL};
 pub use compile::{
     CompiledQuery, Dialect, MAX_NAME_LEN, MAX_PARAMS, MAX_SQL_BYTES, Options, OutputColumn, Param,
-    check, compile, compile_query, row_cap_message, timeout_message,
+    check, compile, compile_query, result_bytes_message, row_cap_message, timeout_message,
+    value_bytes_message,
 };
 pub use error::{Error, ErrorKind, Span};
 pub use format::{SqlValue, format_csv, format_json, format_table, to_json};

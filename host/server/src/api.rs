@@ -170,7 +170,7 @@ pub static ROUTES: &[Route] = &[
                 `Authorization` header (bare or `Bearer <secret>`), not by a token; \
                 `?registry=NAME` tries only that registry's secret. Pushes of repositories \
                 a tenant owns are enqueued; everything else is counted and ignored. The \
-                body is limited to 1 MiB.",
+                body is limited to 4 MiB and read only once the secret matched.",
             query: Some(schema::<webhook::WebhookQuery>),
             secret: true,
             body: Some(schema::<serde_json::Value>),
@@ -435,8 +435,12 @@ pub static ROUTES: &[Route] = &[
                 tenant is the token's, bound by the server around the query, and the body \
                 cannot name one. A query that does not compile answers 400 with the line, \
                 column, a caret rendering and a hint; one returning more rows than the \
-                service's `[query] row_cap` (default 10000), or running longer than \
-                `[query] timeout_seconds` (default 10), answers 422 with what to change.",
+                service's `[query] row_cap` (default 10000), running longer than \
+                `[query] timeout_seconds` (default 10, counted from the request's arrival), \
+                returning more than `[query] max_result_bytes` (default 4 MiB) or building a \
+                value longer than `[query] max_value_bytes` (default 1 MiB) answers 422 with \
+                what to change. A tenant with `[query] max_concurrent_per_tenant` (default 2) \
+                queries running gets 429 with `Retry-After`.",
             body: Some(schema::<QueryRequest>),
             ok: Answer::Query,
             extra: &[
@@ -449,7 +453,14 @@ pub static ROUTES: &[Route] = &[
                 Extra::json(
                     422,
                     "A cost guard stopped the query: `query_row_cap` (more rows than the \
-                     cap) or `query_timeout` (it ran too long).",
+                     cap), `query_timeout` (it ran too long), `query_result_bytes` (the \
+                     result is too large) or `query_value_bytes` (a value is too long).",
+                    schema::<QueryErrorBody>,
+                ),
+                Extra::json(
+                    429,
+                    "The tenant has as many queries running as it may (`query_busy`); \
+                     `Retry-After` says when to try again.",
                     schema::<QueryErrorBody>,
                 ),
                 Extra::error(
@@ -473,6 +484,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The advisory database the workers match against (for `/readyz`).
     pub db_path: std::path::PathBuf,
+    /// Per-tenant limits (queries at once).
+    pub limits: Arc<super::limits::Limits>,
 }
 
 /// The router of every route in [`ROUTES`], each behind the authentication its
@@ -1499,6 +1512,12 @@ pub enum QueryFailure {
     RowCap(u64),
     /// It ran longer than the limit, in seconds, and was stopped.
     Timeout(u64),
+    /// Its result grew past `[query] max_result_bytes` (the value).
+    ResultBytes(u64),
+    /// It built a value longer than `[query] max_value_bytes` (the value).
+    ValueBytes(u64),
+    /// The tenant already has `[query] max_concurrent_per_tenant` (the value) running.
+    Busy(usize),
     /// The store failed. Its message may be the database's own text: for the log only.
     Store(bulkhead_store::Error),
 }
@@ -1514,6 +1533,9 @@ impl QueryFailure {
             },
             QueryFailure::RowCap(_) => "row_cap",
             QueryFailure::Timeout(_) => "timeout",
+            QueryFailure::ResultBytes(_) => "result_bytes",
+            QueryFailure::ValueBytes(_) => "value_bytes",
+            QueryFailure::Busy(_) => "busy",
             QueryFailure::Store(_) => "error",
         }
     }
@@ -1527,6 +1549,13 @@ impl QueryFailure {
                 format!("error: {}\n", bulkhead_query::row_cap_message(*cap))
             }
             QueryFailure::Timeout(s) => format!("error: {}\n", bulkhead_query::timeout_message(*s)),
+            QueryFailure::ResultBytes(n) => {
+                format!("error: {}\n", bulkhead_query::result_bytes_message(*n))
+            }
+            QueryFailure::ValueBytes(n) => {
+                format!("error: {}\n", bulkhead_query::value_bytes_message(*n))
+            }
+            QueryFailure::Busy(n) => format!("error: {}\n", busy_message(*n)),
             QueryFailure::Store(_) => {
                 "error: the query failed in the store (the service's log has the details)\n"
                     .to_string()
@@ -1535,30 +1564,47 @@ impl QueryFailure {
     }
 }
 
+/// What a tenant with too many queries running is told.
+fn busy_message(max: usize) -> String {
+    format!(
+        "this tenant already has {max} queries running (the service's [query] \
+         max_concurrent_per_tenant): wait for one to finish and send it again"
+    )
+}
+
 /// Compiles `text` for `tenant` and the store's dialect, with `now` for `ago()`/`now()`,
-/// and runs it within `limits`: what `POST /v1/query` and `bulkhead query --store-config`
-/// both do. The tenant is the compiler's `$1`, which scopes every table of the query, and
-/// the store refuses to run a query bound to another tenant.
+/// and runs it within `limits`, its time counted from `since` (when the request came):
+/// what `POST /v1/query` and `bulkhead query --store-config` both do. The tenant is the
+/// compiler's `$1`, which scopes every table of the query, and the store refuses to run a
+/// query bound to another tenant.
 pub async fn run_query(
     store: &Store,
     tenant: bulkhead_store::TenantId,
     text: &str,
     limits: &super::config::QueryConfig,
     now: i64,
+    since: std::time::Instant,
 ) -> Result<bulkhead_store::QueryRows, QueryFailure> {
     let opts = bulkhead_query::Options {
         dialect: store.query_dialect(),
         tenant_id: tenant.0,
         now_ms: now,
         row_cap: limits.row_cap,
+        max_value_bytes: Some(limits.max_value_bytes),
     };
     let compiled = bulkhead_query::compile(text, &bulkhead_query::Catalog::bulkhead_v1(), &opts)
         .map_err(QueryFailure::Compile)?;
     let rows = store
-        .run_query(tenant, &compiled, limits.timeout())
+        .run_query(tenant, &compiled, limits.limits(since))
         .await
         .map_err(|e| match e {
             bulkhead_store::Error::Timeout(_) => QueryFailure::Timeout(limits.timeout_seconds),
+            bulkhead_store::Error::ResultTooLarge(_) => {
+                QueryFailure::ResultBytes(limits.max_result_bytes)
+            }
+            bulkhead_store::Error::ValueTooLarge(_) => {
+                QueryFailure::ValueBytes(limits.max_value_bytes)
+            }
             e => QueryFailure::Store(e),
         })?;
     // The cap is an error, not a silently cut result: a partial answer to "which images
@@ -1632,6 +1678,8 @@ async fn query(
     Extension(p): Extension<Principal>,
     body: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Response {
+    // The query's time starts now, before it waits for anything.
+    let since = std::time::Instant::now();
     let req = match json_of(body) {
         Ok(r) => r,
         Err(e) => {
@@ -1639,19 +1687,32 @@ async fn query(
             return e.into_response();
         }
     };
+    let limits = &state.config.query;
+    // Past this many queries of the tenant at once, 429: one tenant's slow queries take
+    // neither the store's query connections nor the others' turns.
+    let Some(_running) = state.limits.queries.try_enter(p.tenant_id) else {
+        let failure = QueryFailure::Busy(state.limits.queries.max());
+        state.metrics.query_outcome(failure.outcome());
+        return query_failure_response(failure, &req.query);
+    };
     let result = run_query(
         &state.store,
         p.tenant_id,
         &req.query,
-        &state.config.query,
+        limits,
         now_ms(),
+        since,
     )
     .await;
     let failure = match result {
         Ok(rows) => {
-            state.metrics.query_outcome("ok");
             let body = format_query_result(&rows, req.format);
-            return ([(header::CONTENT_TYPE, req.format.content_type())], body).into_response();
+            // Writing the answer counts against the deadline too.
+            if since.elapsed() <= limits.timeout() {
+                state.metrics.query_outcome("ok");
+                return ([(header::CONTENT_TYPE, req.format.content_type())], body).into_response();
+            }
+            QueryFailure::Timeout(limits.timeout_seconds)
         }
         Err(f) => f,
     };
@@ -1703,6 +1764,42 @@ fn query_failure_response(failure: QueryFailure, text: &str) -> Response {
                 ..QueryErrorDetail::default()
             },
         ),
+        QueryFailure::ResultBytes(n) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            QueryErrorDetail {
+                code: "query_result_bytes".into(),
+                message: bulkhead_query::result_bytes_message(n),
+                max_result_bytes: Some(n),
+                rendered,
+                ..QueryErrorDetail::default()
+            },
+        ),
+        QueryFailure::ValueBytes(n) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            QueryErrorDetail {
+                code: "query_value_bytes".into(),
+                message: bulkhead_query::value_bytes_message(n),
+                max_value_bytes: Some(n),
+                rendered,
+                ..QueryErrorDetail::default()
+            },
+        ),
+        QueryFailure::Busy(n) => {
+            let body = QueryErrorDetail {
+                code: "query_busy".into(),
+                message: busy_message(n),
+                max_concurrent: Some(n),
+                rendered,
+                ..QueryErrorDetail::default()
+            };
+            let retry = crate::limits::BUSY_RETRY_AFTER.as_secs().to_string();
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry)],
+                Json(QueryErrorBody { error: body }),
+            )
+                .into_response();
+        }
         // The store being down answers as everywhere else (503, try again).
         QueryFailure::Store(e @ bulkhead_store::Error::Db(_)) => {
             return ApiError::from(e).into_response();
@@ -1733,7 +1830,8 @@ pub struct QueryErrorBody {
 
 #[derive(Default, Serialize, JsonSchema)]
 pub struct QueryErrorDetail {
-    /// query_syntax, query_semantic, query_limit, query_row_cap, query_timeout, internal.
+    /// query_syntax, query_semantic, query_limit, query_row_cap, query_timeout,
+    /// query_result_bytes, query_value_bytes, query_busy, internal.
     pub code: String,
     pub message: String,
     /// A suggestion (a compile error may have one).
@@ -1753,6 +1851,15 @@ pub struct QueryErrorDetail {
     /// The time limit that stopped the query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// The result size limit that stopped the query, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_result_bytes: Option<u64>,
+    /// The value size limit that stopped the query, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_value_bytes: Option<u64>,
+    /// How many queries the tenant may run at once (a 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<usize>,
 }
 
 #[cfg(test)]
@@ -1810,6 +1917,7 @@ owns = [{ registry = "local", prefix = "team-b" }]
             metrics: Arc::new(Metrics::new()),
             wake: Arc::new(Notify::new()),
             db_path: dir.path().join("advisories.db"),
+            limits: Arc::new(crate::limits::Limits::new(&config)),
         };
         let router = router(state.clone());
         (dir, state, router)

@@ -9,6 +9,11 @@
 //! backoff = { first_seconds = 5, max_seconds = 600 }   # doubling between attempts, capped
 //! poll_seconds = 1.0          # how often an idle worker looks for due retries
 //! reconcile_seconds = 300     # list the registries for pushes never notified; 0 = off
+//! header_timeout_seconds = 10 # a connection's request headers (also when idle) or it is closed
+//! body_timeout_seconds = 30   # the longest pause in a request body
+//! request_timeout_seconds = 60  # body and handling of a request, or 408
+//! max_connections = 1024      # open connections; more wait to be accepted
+//! max_in_flight = 256         # requests handled at once; more get 503 + Retry-After
 //!
 //! [store]
 //! kind = "sqlite"
@@ -40,6 +45,9 @@
 //! [query]                                   # POST /v1/query and `bulkhead query`
 //! row_cap = 10000                           # more rows than this is an error
 //! timeout_seconds = 10                      # a query running longer is stopped
+//! max_result_bytes = 4194304                # a larger result is stopped (422)
+//! max_value_bytes = 1048576                 # the longest value a query may build (422)
+//! max_concurrent_per_tenant = 2             # more at once answer 429
 //!
 //! [scan]
 //! db = "/var/lib/bulkhead/advisories.db"    # default $BULKHEAD_HOME/db/advisories.db
@@ -150,6 +158,17 @@ pub struct ServerConfig {
     /// How often the registries are listed for pushes whose notification was lost
     /// (service/reconcile.rs); 0 turns it off.
     pub reconcile_seconds: u64,
+    /// A connection must send a request's headers within this, also between the requests
+    /// of a keep-alive connection; else it is closed (listen.rs).
+    pub header_timeout_seconds: f64,
+    /// The longest pause while a request body arrives.
+    pub body_timeout_seconds: f64,
+    /// A request (its body and its handling) is answered within this, or 408.
+    pub request_timeout_seconds: f64,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 with `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +181,11 @@ impl Default for ServerConfig {
             backoff: Backoff::default(),
             poll_seconds: 1.0,
             reconcile_seconds: 300,
+            header_timeout_seconds: 10.0,
+            body_timeout_seconds: 30.0,
+            request_timeout_seconds: 60.0,
+            max_connections: 1024,
+            max_in_flight: 256,
         }
     }
 }
@@ -245,8 +269,19 @@ pub struct QueryConfig {
     /// The most rows a query may return; a query with more is an error that says how to
     /// narrow it (rather than a silently cut result).
     pub row_cap: u64,
-    /// How long a query may run before the store stops it.
+    /// How long a query may take, counted from the request's arrival: waiting for a
+    /// connection and writing the answer count too.
     pub timeout_seconds: u64,
+    /// The most bytes a result may hold (text bytes, 8 per other value); a larger one is
+    /// stopped as it is read and answered 422.
+    pub max_result_bytes: u64,
+    /// The longest value a query may build or return, in bytes (SQLite's
+    /// `SQLITE_LIMIT_LENGTH`; a checked output on PostgreSQL); 422 beyond.
+    pub max_value_bytes: u64,
+    /// Queries one tenant may have running at once; another answers 429 with
+    /// `Retry-After`. The store runs at most `bulkhead_store::QUERY_CONNECTIONS` (4) for
+    /// all tenants together, so a tenant below that cannot take every connection.
+    pub max_concurrent_per_tenant: usize,
 }
 
 impl Default for QueryConfig {
@@ -254,6 +289,9 @@ impl Default for QueryConfig {
         QueryConfig {
             row_cap: 10_000,
             timeout_seconds: 10,
+            max_result_bytes: bulkhead_store::DEFAULT_MAX_RESULT_BYTES as u64,
+            max_value_bytes: bulkhead_store::DEFAULT_MAX_VALUE_BYTES as u64,
+            max_concurrent_per_tenant: 2,
         }
     }
 }
@@ -261,6 +299,17 @@ impl Default for QueryConfig {
 impl QueryConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds)
+    }
+
+    /// The store's limits for a query whose time started at `since`.
+    pub fn limits(&self, since: std::time::Instant) -> bulkhead_store::QueryLimits {
+        bulkhead_store::QueryLimits {
+            max_rows: usize::try_from(self.row_cap).unwrap_or(usize::MAX),
+            timeout: self.timeout(),
+            since: Some(since),
+            max_result_bytes: usize::try_from(self.max_result_bytes).unwrap_or(usize::MAX),
+            max_value_bytes: usize::try_from(self.max_value_bytes).unwrap_or(usize::MAX),
+        }
     }
 }
 
@@ -567,6 +616,30 @@ impl ServeConfig {
             )));
         }
 
+        for (key, v) in [
+            ("header_timeout_seconds", server.header_timeout_seconds),
+            ("body_timeout_seconds", server.body_timeout_seconds),
+            ("request_timeout_seconds", server.request_timeout_seconds),
+        ] {
+            if !(v.is_finite() && (0.1..=3600.0).contains(&v)) {
+                return Err(err(format!(
+                    "server.{key} = {v}: must be between 0.1 and 3600"
+                )));
+            }
+        }
+        if server.max_connections == 0 || server.max_connections > 100_000 {
+            return Err(err(format!(
+                "server.max_connections = {}: must be between 1 and 100000",
+                server.max_connections
+            )));
+        }
+        if server.max_in_flight == 0 || server.max_in_flight > 100_000 {
+            return Err(err(format!(
+                "server.max_in_flight = {}: must be between 1 and 100000",
+                server.max_in_flight
+            )));
+        }
+
         let store = match raw.store.kind.as_str() {
             "sqlite" => {
                 if raw.store.url_env.is_some() || raw.store.url_file.is_some() {
@@ -801,6 +874,13 @@ impl ServeConfig {
         }
 
         let query = raw.query;
+        // A query is answered (200 or 422) before the request's own timeout cuts it off.
+        if query.timeout_seconds as f64 >= server.request_timeout_seconds {
+            return Err(err(format!(
+                "query.timeout_seconds = {} must be shorter than server.request_timeout_seconds = {}",
+                query.timeout_seconds, server.request_timeout_seconds
+            )));
+        }
         if query.row_cap == 0 || query.row_cap > 1_000_000 {
             return Err(err(format!(
                 "query.row_cap = {}: must be between 1 and 1000000",
@@ -811,6 +891,30 @@ impl ServeConfig {
             return Err(err(format!(
                 "query.timeout_seconds = {}: must be between 1 and 3600",
                 query.timeout_seconds
+            )));
+        }
+        // SQLite takes the value limit as an int; below a KiB a digest list would not fit.
+        for (key, v) in [
+            ("max_result_bytes", query.max_result_bytes),
+            ("max_value_bytes", query.max_value_bytes),
+        ] {
+            if !(1024..=1 << 30).contains(&v) {
+                return Err(err(format!(
+                    "query.{key} = {v}: must be between 1024 and 1073741824 (1 GiB)"
+                )));
+            }
+        }
+        if query.max_value_bytes > query.max_result_bytes {
+            return Err(err(format!(
+                "query.max_value_bytes = {} is larger than query.max_result_bytes = {}: \
+                 no result could hold such a value",
+                query.max_value_bytes, query.max_result_bytes
+            )));
+        }
+        if query.max_concurrent_per_tenant == 0 || query.max_concurrent_per_tenant > 64 {
+            return Err(err(format!(
+                "query.max_concurrent_per_tenant = {}: must be between 1 and 64",
+                query.max_concurrent_per_tenant
             )));
         }
 
@@ -1186,6 +1290,26 @@ time_ms = 5000
         assert!(e.contains("query.row_cap"), "{e}");
         let e = error_of(&format!("{sqlite}[query]\ntimeout_seconds = 0\n"));
         assert!(e.contains("query.timeout_seconds"), "{e}");
+        assert_eq!(c.query.max_result_bytes, 4 << 20);
+        assert_eq!(c.query.max_value_bytes, 1 << 20);
+        assert_eq!(c.query.max_concurrent_per_tenant, 2);
+        let c = parse(&format!(
+            "{sqlite}[query]\nmax_result_bytes = 100000\nmax_value_bytes = 5000\n\
+             max_concurrent_per_tenant = 1\n"
+        ))
+        .expect("valid");
+        let limits = c.query.limits(std::time::Instant::now());
+        assert_eq!(limits.max_result_bytes, 100_000);
+        assert_eq!(limits.max_value_bytes, 5000);
+        assert_eq!(c.query.max_concurrent_per_tenant, 1);
+        let e = error_of(&format!("{sqlite}[query]\nmax_value_bytes = 10\n"));
+        assert!(e.contains("query.max_value_bytes"), "{e}");
+        let e = error_of(&format!(
+            "{sqlite}[query]\nmax_result_bytes = 2000\nmax_value_bytes = 4000\n"
+        ));
+        assert!(e.contains("larger than query.max_result_bytes"), "{e}");
+        let e = error_of(&format!("{sqlite}[query]\nmax_concurrent_per_tenant = 0\n"));
+        assert!(e.contains("query.max_concurrent_per_tenant"), "{e}");
         let e = error_of(&format!("{sqlite}[query]\nrows = 5\n"));
         assert!(e.contains("rows"), "{e}");
     }

@@ -11,6 +11,8 @@
 //! | matching stored inventories again when the advisory database changes | [`rescan`] |
 //! | listing the registries for pushes whose notification was lost | [`reconcile`] |
 //! | the REST API, auth, OpenAPI | [`api`] |
+//! | HTTP connections: timeouts, connection and request caps | [`listen`] |
+//! | per-tenant limits: queries at once, rates | [`limits`] |
 //! | Prometheus metrics | [`metrics`] |
 //!
 //! The durable state (queue, results, tenants, tokens) is the `bulkhead-store` crate; this
@@ -18,6 +20,8 @@
 
 pub mod api;
 pub mod config;
+pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;
@@ -245,6 +249,7 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
         metrics,
         wake,
         db_path,
+        limits: Arc::new(limits::Limits::new(&config)),
     };
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -262,12 +267,18 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     eprintln!("bulkhead serve: listening on http://{addr}");
     let _ = std::io::stderr().flush();
 
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        eprintln!("bulkhead serve: stopping");
-        let _ = stop_tx.send(true);
-    });
-    server.await.context("the HTTP server failed")?;
+    let limits = listen::HttpLimits::of(&config.server);
+    listen::serve(
+        listener,
+        listen::limited(api::router(state), limits),
+        limits,
+        async move {
+            shutdown_signal().await;
+            eprintln!("bulkhead serve: stopping");
+            let _ = stop_tx.send(true);
+        },
+    )
+    .await;
     // The workers saw the signal too: they finish (or give back) their jobs; the notifier
     // ends its attempts in flight, the rescan stops between batches.
     for h in handles {

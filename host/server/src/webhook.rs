@@ -26,7 +26,7 @@
 //! and the registry sends the envelope again (Distribution retries forever, in order).
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -461,7 +461,7 @@ pub async fn receive(
     State(state): State<AppState>,
     query: Result<Query<WebhookQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let metrics = &state.metrics;
     let only = query.ok().and_then(|Query(q)| q.registry);
@@ -473,6 +473,19 @@ pub async fn receive(
             "unauthorized",
             "no configured registry has this webhook secret (the Authorization header)".into(),
         );
+    };
+    // Only now, the sender known, is the body read: a client without the secret cannot
+    // make the service wait for (or hold) a body.
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            metrics.webhook_event("envelope", "malformed");
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("cannot read the envelope (at most {MAX_BODY_BYTES} bytes): {e}"),
+            );
+        }
     };
     let actions = match parse(&body) {
         Ok(a) => a,

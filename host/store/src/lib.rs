@@ -28,7 +28,10 @@ pub mod sql;
 mod time;
 
 pub use bulkhead_model::{Report, Severity, Summary};
-pub use sql::{Dialect, QueryLimits, QueryResult, Row, Value};
+pub use sql::{
+    DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_BYTES, Dialect, QUERY_CONNECTIONS, QueryLimits,
+    QueryResult, Row, Value,
+};
 pub use time::{now_ms, rfc3339};
 
 /// A tenant's id. A newtype so that an image id cannot be passed where the tenant that
@@ -72,6 +75,14 @@ pub enum Error {
     /// [`Store::query`]: the statement ran longer than its limit and was interrupted.
     #[error("query interrupted: it ran longer than {0:?}")]
     Timeout(Duration),
+    /// [`Store::query`]: the rows hold more than this many bytes
+    /// ([`QueryLimits::max_result_bytes`]); reading stopped there.
+    #[error("query stopped: its result is larger than {0} bytes")]
+    ResultTooLarge(usize),
+    /// [`Store::query`]: a value is longer than this many bytes
+    /// ([`QueryLimits::max_value_bytes`]).
+    #[error("query stopped: a value is larger than {0} bytes")]
+    ValueTooLarge(usize),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -668,8 +679,8 @@ impl Store {
 
     /// Runs a query compiled for `tenant` ([`bulkhead_query::compile`] with this store's
     /// [`Store::query_dialect`]) through [`Store::query`]: at most the query's `row_cap`
-    /// rows (`truncated` says there were more), stopped after `timeout`
-    /// ([`Error::Timeout`]). Values come back in their JSON form for the compiler's column
+    /// rows (`truncated` says there were more; `limits.max_rows` is ignored), within
+    /// `limits`' time and sizes. Values come back in their JSON form for the compiler's column
     /// types ([`bulkhead_query::to_json`]).
     ///
     /// The compiler scopes every table to the tenant bound as `$1`; a query whose `$1` is
@@ -678,7 +689,7 @@ impl Store {
         &self,
         tenant: TenantId,
         q: &bulkhead_query::CompiledQuery,
-        timeout: Duration,
+        limits: QueryLimits,
     ) -> Result<QueryRows> {
         if q.params.first() != Some(&bulkhead_query::Param::Int(tenant.0)) {
             return Err(Error::Invalid(
@@ -688,7 +699,7 @@ impl Store {
         let params: Vec<Value> = q.params.iter().map(Value::from).collect();
         let limits = QueryLimits {
             max_rows: usize::try_from(q.row_cap).unwrap_or(usize::MAX),
-            timeout,
+            ..limits
         };
         let result = self.query(&q.sql, &params, limits).await?;
         if result.columns.len() != q.columns.len() {
@@ -724,9 +735,10 @@ impl Store {
     }
 
     /// Runs a read-only statement (the query language's compiled SQL, `$1…` parameters):
-    /// at most `limits.max_rows` rows (`truncated` tells whether there were more), and
-    /// interrupted with [`Error::Timeout`] after `limits.timeout`. A statement that writes
-    /// is refused ([`Error::Query`]).
+    /// at most `limits.max_rows` rows (`truncated` tells whether there were more),
+    /// interrupted with [`Error::Timeout`] at `limits`' deadline (waiting for a connection
+    /// included), stopped with [`Error::ResultTooLarge`] or [`Error::ValueTooLarge`] past
+    /// its sizes. A statement that writes is refused ([`Error::Query`]).
     pub async fn query(
         &self,
         sql: &str,

@@ -184,6 +184,23 @@ CREATE INDEX deliveries_due ON deliveries (state, next_at);
 CREATE INDEX deliveries_tenant ON deliveries (tenant_id, id);
 "#;
 
+/// The query language's value limit on PostgreSQL: the compiled query passes each text
+/// output through this (SQLite has `SQLITE_LIMIT_LENGTH` instead), so that a value longer
+/// than the limit is an error in the database rather than bytes sent to the service.
+/// SQLSTATE 54000 (program_limit_exceeded) is what the store reads as "value too large".
+const PG_VALUE_LIMIT: &str = r#"
+CREATE OR REPLACE FUNCTION bulkhead_value_limit(v TEXT, max_bytes BIGINT) RETURNS TEXT
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF octet_length(v) > max_bytes THEN
+        RAISE EXCEPTION 'a value of % bytes is larger than the limit of % bytes',
+            octet_length(v), max_bytes USING ERRCODE = '54000';
+    END IF;
+    RETURN v;
+END
+$$;
+"#;
+
 /// Migration `version` as SQL for `dialect`.
 fn migration(version: i64, dialect: Dialect) -> Option<String> {
     let id = match dialect {
@@ -192,12 +209,17 @@ fn migration(version: i64, dialect: Dialect) -> Option<String> {
     };
     match version {
         1 => Some(format!("{}\n{VIEWS_V1}", V1.replace("{ID}", id))),
+        2 => Some(match dialect {
+            Dialect::Postgres => PG_VALUE_LIMIT.to_string(),
+            // Nothing: SQLite limits value lengths per connection.
+            Dialect::Sqlite => String::new(),
+        }),
         _ => None,
     }
 }
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// An arbitrary constant: the PostgreSQL advisory lock that serialises migrations of
 /// several `bulkhead serve` instances starting at once.

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -197,15 +197,73 @@ impl Row {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QueryLimits {
     pub max_rows: usize,
+    /// How long the query may take, counted from `since`.
     pub timeout: Duration,
+    /// When the time started: the service passes the request's arrival, so that waiting
+    /// for a connection counts too. `None`: when the store is called.
+    pub since: Option<Instant>,
+    /// The most bytes the rows may hold (text bytes, and 8 per other value): a result that
+    /// grows past it is stopped ([`Error::ResultTooLarge`]) as it is read, so it never sits
+    /// in memory whole.
+    pub max_result_bytes: usize,
+    /// The longest single value, in bytes ([`Error::ValueTooLarge`]): SQLite's
+    /// `SQLITE_LIMIT_LENGTH` on the query connections; on PostgreSQL the compiled query
+    /// checks its text outputs itself (`bulkhead_value_limit`, migration 2).
+    pub max_value_bytes: usize,
 }
+
+/// `[query] max_result_bytes` by default: 4 MiB, far above a screenful and far below what
+/// would strain the service.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 4 << 20;
+/// `[query] max_value_bytes` by default: 1 MiB, far above any stored value (a digest, a
+/// tag list, an error message).
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1 << 20;
 
 impl Default for QueryLimits {
     fn default() -> Self {
         QueryLimits {
             max_rows: 10_000,
             timeout: Duration::from_secs(10),
+            since: None,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
         }
+    }
+}
+
+impl QueryLimits {
+    /// When the query must be done.
+    pub fn deadline(&self) -> Instant {
+        self.since.unwrap_or_else(Instant::now) + self.timeout
+    }
+}
+
+/// What a value costs against [`QueryLimits::max_result_bytes`].
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Text(t) => t.len().saturating_add(2),
+        _ => 8,
+    }
+}
+
+/// Counts a result's bytes as its rows are read.
+struct ResultBudget {
+    used: usize,
+    max: usize,
+}
+
+impl ResultBudget {
+    fn new(max: usize) -> ResultBudget {
+        ResultBudget { used: 0, max }
+    }
+    fn add(&mut self, row: &[Value]) -> Result<()> {
+        for v in row {
+            self.used = self.used.saturating_add(value_bytes(v));
+        }
+        if self.used > self.max {
+            return Err(Error::ResultTooLarge(self.max));
+        }
+        Ok(())
     }
 }
 
@@ -260,8 +318,8 @@ fn short(sql: &str) -> String {
 
 #[derive(Clone)]
 pub(crate) enum Db {
-    Sqlite(Arc<SqliteDb>),
-    Postgres(Arc<PgPool>),
+    Sqlite(Arc<SqliteDb>, Arc<Semaphore>),
+    Postgres(Arc<PgPool>, Arc<Semaphore>),
 }
 
 pub(crate) struct SqliteDb {
@@ -269,13 +327,20 @@ pub(crate) struct SqliteDb {
     writer: Mutex<Connection>,
     /// Reads of the API (WAL: they do not wait for the writer).
     reader: Mutex<Connection>,
-    /// `Store::query`, on its own connection: a slow query holds neither the writer nor
-    /// the API's reads.
-    query: Mutex<Connection>,
+    /// `Store::query`'s connections, idle ones: each query takes one of its own (opened
+    /// when none is idle), so a slow query holds neither the writer, the API's reads nor
+    /// another query. At most [`QUERY_CONNECTIONS`] are in use at once.
+    queries: Mutex<Vec<Connection>>,
+    path: PathBuf,
 }
 
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const PG_POOL_SIZE: usize = 8;
+
+/// The most `Store::query` statements running at once, on either store; more wait (their
+/// deadline counting). On PostgreSQL they share the pool of [`PG_POOL_SIZE`], of which this
+/// leaves half to the workers and the API.
+pub const QUERY_CONNECTIONS: usize = 4;
 
 impl Db {
     pub(crate) async fn open(config: &StoreConfig) -> Result<Db> {
@@ -285,7 +350,10 @@ impl Db {
                 let db = tokio::task::spawn_blocking(move || SqliteDb::open(&path))
                     .await
                     .map_err(|e| Error::Db(format!("opening the SQLite store: {e}")))??;
-                Ok(Db::Sqlite(Arc::new(db)))
+                Ok(Db::Sqlite(
+                    Arc::new(db),
+                    Arc::new(Semaphore::new(QUERY_CONNECTIONS)),
+                ))
             }
             StoreConfig::Postgres { url } => {
                 let config: tokio_postgres::Config = url
@@ -298,15 +366,18 @@ impl Db {
                 });
                 // Connect once now so that a wrong URL fails at start, not at the first push.
                 drop(pool.get().await?);
-                Ok(Db::Postgres(pool))
+                Ok(Db::Postgres(
+                    pool,
+                    Arc::new(Semaphore::new(QUERY_CONNECTIONS)),
+                ))
             }
         }
     }
 
     pub(crate) fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(..) => Dialect::Sqlite,
+            Db::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -334,7 +405,7 @@ impl Db {
         F: for<'a> FnOnce(&'a mut dyn Tx) -> TxFuture<'a, T> + Send + 'static,
     {
         match self {
-            Db::Sqlite(db) => {
+            Db::Sqlite(db, _) => {
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || {
                     let conn = if write { &db.writer } else { &db.reader };
@@ -344,7 +415,7 @@ impl Db {
                 .await
                 .map_err(|e| Error::Db(format!("store task failed: {e}")))?
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 let mut lease = pool.get().await?;
                 let conn = lease.conn()?;
                 let builder = conn.client.build_transaction();
@@ -385,18 +456,45 @@ impl Db {
         params: &[Value],
         limits: QueryLimits,
     ) -> Result<QueryResult> {
+        let deadline = limits.deadline();
+        let slots = match self {
+            Db::Sqlite(_, slots) | Db::Postgres(_, slots) => slots.clone(),
+        };
+        // Waiting for a slot counts against the deadline: a query that cannot start in
+        // time is a timeout, not a wait without end.
+        let permit = tokio::time::timeout_at(deadline.into(), slots.acquire_owned())
+            .await
+            .map_err(|_| Error::Timeout(limits.timeout))?
+            .map_err(|e| Error::Db(format!("query slots closed: {e}")))?;
+        // A slot that was free at once is taken even past the deadline (the timer is
+        // checked after the wait): the time may have run out before the call.
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(limits.timeout));
+        }
         match self {
-            Db::Sqlite(db) => {
+            Db::Sqlite(db, _) => {
                 let db = db.clone();
                 let (sql, params) = (sql.to_string(), params.to_vec());
                 tokio::task::spawn_blocking(move || {
-                    let mut conn = db.query.lock().unwrap_or_else(PoisonError::into_inner);
-                    sqlite_user_query(&mut conn, &sql, &params, limits)
+                    let _permit = permit;
+                    let mut conn = db.query_connection()?;
+                    let result = sqlite_user_query(&mut conn, &sql, &params, limits, deadline);
+                    db.give_back(conn);
+                    result
                 })
                 .await
                 .map_err(|e| Error::Db(format!("query task failed: {e}")))?
             }
-            Db::Postgres(pool) => pg_user_query(pool, sql, params, limits).await,
+            Db::Postgres(pool, _) => {
+                let result = tokio::time::timeout_at(
+                    deadline.into(),
+                    pg_user_query(pool, sql, params, limits, deadline),
+                )
+                .await
+                .unwrap_or(Err(Error::Timeout(limits.timeout)));
+                drop(permit);
+                result
+            }
         }
     }
 }
@@ -427,7 +525,27 @@ impl SqliteDb {
             c.set_prepared_statement_cache_capacity(64);
             Ok(c)
         };
-        let mut query = reader()?;
+        let db = SqliteDb {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader()?),
+            queries: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+        };
+        // One now, so that a store that cannot open one fails at start.
+        let first = db.open_query_connection()?;
+        db.give_back(first);
+        Ok(db)
+    }
+
+    /// A read-only connection for compiled queries.
+    fn open_query_connection(&self) -> Result<Connection> {
+        let err = |e: rusqlite::Error| Error::Db(format!("{}: {e}", self.path.display()));
+        let mut query = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        query.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(err)?;
         // Compiled queries only read. A read-only connection already refuses writes, and
         // `stmt.readonly()` refuses writing statements, but ATTACH counts as "read-only"
         // for SQLite: allow exactly what a SELECT needs.
@@ -442,11 +560,28 @@ impl SqliteDb {
             }))
             .map_err(err)?;
         register_regexp(&query).map_err(err)?;
-        Ok(SqliteDb {
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader()?),
-            query: Mutex::new(query),
-        })
+        Ok(query)
+    }
+
+    /// An idle query connection, or a new one.
+    fn query_connection(&self) -> Result<Connection> {
+        let idle = self
+            .queries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(c) => Ok(c),
+            None => self.open_query_connection(),
+        }
+    }
+
+    /// Keeps a query connection for the next query (at most [`QUERY_CONNECTIONS`] idle).
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < QUERY_CONNECTIONS {
+            idle.push(conn);
+        }
     }
 }
 
@@ -613,20 +748,29 @@ fn sqlite_user_query(
     sql: &str,
     params: &[Value],
     limits: QueryLimits,
+    deadline: Instant,
 ) -> Result<QueryResult> {
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    let deadline = Instant::now() + limits.timeout;
+    // No string or blob the statement builds may be longer than the value limit: SQLite
+    // itself refuses it (SQLITE_TOOBIG) before it is built, e.g. a `strcat` doubling
+    // a column twelve times over. Set per query, as the limit is the caller's.
+    let max_value = i32::try_from(limits.max_value_bytes).unwrap_or(i32::MAX);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)
+        .map_err(|e| Error::Db(format!("setting the query's value limit: {e}")))?;
     // Called every 1000 virtual-machine instructions: returning true interrupts the
     // statement with SQLITE_INTERRUPT, which is how a runaway recursive CTE ends.
     conn.progress_handler(1000, Some(move || Instant::now() >= deadline))
         .map_err(|e| Error::Db(format!("installing the query deadline: {e}")))?;
-    let result = (|| -> rusqlite::Result<std::result::Result<QueryResult, String>> {
+    let mut budget = ResultBudget::new(limits.max_result_bytes);
+    let result = (|| -> rusqlite::Result<Result<QueryResult>> {
         conn.execute_batch("BEGIN")?;
         let mut stmt = conn.prepare(sql)?;
         if !stmt.readonly() {
-            return Ok(Err("the statement is not read-only".to_string()));
+            return Ok(Err(Error::Query(
+                "the statement is not read-only".to_string(),
+            )));
         }
         bind_sqlite(&mut stmt, params)?;
         let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
@@ -643,6 +787,9 @@ fn sqlite_user_query(
             for i in 0..n {
                 row.push(sqlite_value(r.get_ref(i)?));
             }
+            if let Err(e) = budget.add(&row) {
+                return Ok(Err(e));
+            }
             out.push(row);
         }
         Ok(Ok(QueryResult {
@@ -655,12 +802,14 @@ fn sqlite_user_query(
     let _ = conn.progress_handler(0, None::<fn() -> bool>);
     let _ = conn.execute_batch("ROLLBACK");
     match result {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(msg)) => Err(Error::Query(msg)),
+        Ok(r) => r,
         Err(rusqlite::Error::SqliteFailure(f, _))
             if f.code == rusqlite::ErrorCode::OperationInterrupted =>
         {
             Err(Error::Timeout(limits.timeout))
+        }
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::TooBig => {
+            Err(Error::ValueTooLarge(limits.max_value_bytes))
         }
         Err(e) => Err(Error::Query(e.to_string())),
     }
@@ -838,6 +987,7 @@ async fn pg_user_query(
     sql: &str,
     params: &[Value],
     limits: QueryLimits,
+    deadline: Instant,
 ) -> Result<QueryResult> {
     let mut lease = pool.get().await?;
     let conn = lease.conn()?;
@@ -849,7 +999,9 @@ async fn pg_user_query(
         .start()
         .await
         .map_err(|e| pg_error(e, "BEGIN"))?;
-    let ms = limits.timeout.as_millis().clamp(1, i32::MAX as u128);
+    // What is left of the deadline once a connection is ours.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ms = left.as_millis().clamp(1, i32::MAX as u128);
     t.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
         .await
         .map_err(|e| pg_error(e, "SET LOCAL statement_timeout"))?;
@@ -857,6 +1009,11 @@ async fn pg_user_query(
         match e.as_db_error() {
             Some(db) if *db.code() == tokio_postgres::error::SqlState::QUERY_CANCELED => {
                 Error::Timeout(limits.timeout)
+            }
+            // `bulkhead_value_limit` (migration 2), which the compiled query calls on its
+            // text outputs; also PostgreSQL's own "value too large" errors.
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::PROGRAM_LIMIT_EXCEEDED => {
+                Error::ValueTooLarge(limits.max_value_bytes)
             }
             Some(db) => Error::Query(db.message().to_string()),
             None => pg_error(e, "query"),
@@ -868,19 +1025,34 @@ async fn pg_user_query(
         .iter()
         .map(|c| c.name().to_string())
         .collect();
-    // A portal fetches at most max_rows + 1 rows: the rest is never computed.
+    // A portal is read in batches, so that the rows in memory stay near the result
+    // limit: a batch holds at most about `max_result_bytes` even if every value is as
+    // long as a value may be. At most `max_rows + 1` rows are ever fetched: the rest is
+    // never computed.
     let portal = t.bind(&stmt, &pg_params(params)).await.map_err(user_err)?;
-    let fetch = i32::try_from(limits.max_rows.saturating_add(1)).unwrap_or(i32::MAX);
-    let rows = t.query_portal(&portal, fetch).await.map_err(user_err)?;
-    let mut out = Vec::with_capacity(rows.len().min(limits.max_rows));
+    let widest_row = limits
+        .max_value_bytes
+        .saturating_mul(columns.len().max(1))
+        .max(1);
+    let batch = (limits.max_result_bytes / widest_row).clamp(1, 1000);
+    let mut budget = ResultBudget::new(limits.max_result_bytes);
+    let mut out = Vec::new();
     let mut truncated = false;
-    for r in &rows {
-        if out.len() == limits.max_rows {
-            truncated = true;
-            break;
-        }
-        out.push(
-            pg_row(r)
+    'fetch: loop {
+        let want = limits
+            .max_rows
+            .saturating_add(1)
+            .saturating_sub(out.len())
+            .min(batch);
+        let fetch = i32::try_from(want).unwrap_or(i32::MAX);
+        let rows = t.query_portal(&portal, fetch).await.map_err(user_err)?;
+        let done = rows.len() < want;
+        for r in &rows {
+            if out.len() == limits.max_rows {
+                truncated = true;
+                break 'fetch;
+            }
+            let row = pg_row(r)
                 .map_err(|e| {
                     Error::Query(format!(
                         "{e}: {}",
@@ -889,8 +1061,13 @@ async fn pg_user_query(
                             .unwrap_or_default()
                     ))
                 })?
-                .0,
-        );
+                .0;
+            budget.add(&row)?;
+            out.push(row);
+        }
+        if done {
+            break;
+        }
     }
     let _ = t.rollback().await;
     Ok(QueryResult {

@@ -15,11 +15,19 @@ mod common;
 use std::time::Duration;
 
 use bulkhead_query::{Catalog, Options, compile};
-use bulkhead_store::{Error, Store, StoreConfig, TenantId};
+use bulkhead_store::{Error, QueryLimits, Store, StoreConfig, TenantId};
 use bulkhead_test_artifacts::postgres::PgCluster;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The service's default limits, with a generous timeout for a loaded test machine.
+fn limits() -> QueryLimits {
+    QueryLimits {
+        timeout: TIMEOUT,
+        ..QueryLimits::default()
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -70,7 +78,7 @@ fn postgres(rt: &tokio::runtime::Runtime) -> Option<Store> {
 fn run_corpus(rt: &tokio::runtime::Runtime, store: &Store) -> Vec<String> {
     common::run_corpus(store.query_dialect(), |q| {
         let r = rt
-            .block_on(store.run_query(TenantId(common::TENANT_A), q, TIMEOUT))
+            .block_on(store.run_query(TenantId(common::TENANT_A), q, limits()))
             .map_err(|e| format!("{e}\nSQL: {}", q.sql))?;
         if r.truncated {
             return Err(format!("truncated at the row cap {}", q.row_cap));
@@ -99,6 +107,7 @@ fn executor_rules(rt: &tokio::runtime::Runtime, store: &Store) {
         tenant_id: tenant,
         now_ms: common::NOW_MS,
         row_cap,
+        max_value_bytes: None,
     };
     // Tenant A has 11 packages (seed.sql): a cap of 3 cuts, a cap of 11 does not.
     let q = compile(
@@ -108,7 +117,7 @@ fn executor_rules(rt: &tokio::runtime::Runtime, store: &Store) {
     )
     .expect("compiles");
     let r = rt
-        .block_on(store.run_query(TenantId(common::TENANT_A), &q, TIMEOUT))
+        .block_on(store.run_query(TenantId(common::TENANT_A), &q, limits()))
         .expect("runs");
     assert!(r.truncated);
     assert_eq!(r.rows.len(), 3);
@@ -119,19 +128,72 @@ fn executor_rules(rt: &tokio::runtime::Runtime, store: &Store) {
     )
     .expect("compiles");
     let r = rt
-        .block_on(store.run_query(TenantId(common::TENANT_A), &q, TIMEOUT))
+        .block_on(store.run_query(TenantId(common::TENANT_A), &q, limits()))
         .expect("runs");
     assert!(!r.truncated);
     assert_eq!(r.rows.len(), 11);
 
     // A query compiled for tenant B is not run on behalf of tenant A (nor the reverse).
     let q = compile("Images | count", &catalog, &opts(common::TENANT_B, 10)).expect("compiles");
-    let refused = rt.block_on(store.run_query(TenantId(common::TENANT_A), &q, TIMEOUT));
+    let refused = rt.block_on(store.run_query(TenantId(common::TENANT_A), &q, limits()));
     assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
     let r = rt
-        .block_on(store.run_query(TenantId(common::TENANT_B), &q, TIMEOUT))
+        .block_on(store.run_query(TenantId(common::TENANT_B), &q, limits()))
         .expect("runs");
     assert_eq!(r.rows, vec![vec![json!(2)]], "globex has 2 images");
+
+    // The size limits. A value built past `max_value_bytes` stops the query in the
+    // database (SQLITE_LIMIT_LENGTH; `bulkhead_value_limit` on PostgreSQL, which the
+    // compiler calls when given the limit), whatever the row count.
+    // Digests of 9 bytes (seed.sql), doubled five times: 576 bytes.
+    let doubled = "Images | extend s = strcat(Digest, Digest) | extend s = strcat(s, s) \
+                   | extend s = strcat(s, s) | extend s = strcat(s, s) \
+                   | extend s = strcat(s, s) | project s";
+    let value_opts = Options {
+        max_value_bytes: Some(200),
+        ..opts(common::TENANT_A, 10)
+    };
+    let q = compile(doubled, &catalog, &value_opts).expect("compiles");
+    let small_values = QueryLimits {
+        max_value_bytes: 200,
+        ..limits()
+    };
+    let too_long = rt.block_on(store.run_query(TenantId(common::TENANT_A), &q, small_values));
+    assert!(
+        matches!(too_long, Err(Error::ValueTooLarge(200))),
+        "{too_long:?}\nSQL: {}",
+        q.sql
+    );
+    // The same query under a limit its values fit: it runs.
+    let value_opts = Options {
+        max_value_bytes: Some(100_000),
+        ..opts(common::TENANT_A, 10)
+    };
+    let q = compile(doubled, &catalog, &value_opts).expect("compiles");
+    let r = rt
+        .block_on(store.run_query(TenantId(common::TENANT_A), &q, limits()))
+        .expect("values under the limit");
+    assert!(!r.rows.is_empty());
+    let longest = r
+        .rows
+        .iter()
+        .filter_map(|row| row[0].as_str().map(str::len))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        longest > 200,
+        "the doubled digests are longer than the small limit"
+    );
+    // A result past `max_result_bytes` stops as it is read, naming the limit.
+    let small_result = QueryLimits {
+        max_result_bytes: longest + 10,
+        ..limits()
+    };
+    let too_big = rt.block_on(store.run_query(TenantId(common::TENANT_A), &q, small_result));
+    assert!(
+        matches!(too_big, Err(Error::ResultTooLarge(n)) if n == longest + 10),
+        "{too_big:?}"
+    );
 
     // Every type comes back as its JSON form: bools from 0/1 or BOOLEAN, datetimes as
     // RFC 3339, timespans, dynamic arrays parsed, reals (image 1: seed.sql).
@@ -144,7 +206,7 @@ fn executor_rules(rt: &tokio::runtime::Runtime, store: &Store) {
     )
     .expect("compiles");
     let r = rt
-        .block_on(store.run_query(TenantId(common::TENANT_A), &q, TIMEOUT))
+        .block_on(store.run_query(TenantId(common::TENANT_A), &q, limits()))
         .expect("runs");
     assert_eq!(
         r.rows,

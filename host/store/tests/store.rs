@@ -2294,6 +2294,7 @@ async fn query_limits(kind: StoreKind) {
     let limits = QueryLimits {
         max_rows: 100,
         timeout: Duration::from_secs(20),
+        ..QueryLimits::default()
     };
     let rows = store
         .query(&format!("{counting}SELECT x FROM c"), &[], limits)
@@ -2308,6 +2309,7 @@ async fn query_limits(kind: StoreKind) {
     let limits = QueryLimits {
         max_rows: 100,
         timeout: Duration::from_millis(300),
+        ..QueryLimits::default()
     };
     let start = Instant::now();
     let endless = store
@@ -2329,6 +2331,44 @@ async fn query_limits(kind: StoreKind) {
         count(store, "SELECT COUNT(*) FROM query_images", &[]).await,
         2
     );
+
+    // Waiting for a connection counts against the deadline. Every query connection is
+    // taken by an endless statement (stopped after 3 s); a query with half a second
+    // waits that long and is a timeout, where counting from its start would have run
+    // it once a connection came free.
+    let busy: Vec<_> = (0..bulkhead_store::QUERY_CONNECTIONS)
+        .map(|_| {
+            let s = store.clone();
+            let sql = format!("{counting}SELECT COUNT(*) FROM c");
+            tokio::spawn(async move {
+                let limits = QueryLimits {
+                    timeout: Duration::from_secs(3),
+                    ..QueryLimits::default()
+                };
+                s.query(&sql, &[], limits).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let limits = QueryLimits {
+        timeout: Duration::from_millis(500),
+        ..QueryLimits::default()
+    };
+    let waited = store.query("SELECT 1", &[], limits).await;
+    assert!(matches!(waited, Err(Error::Timeout(_))), "{waited:?}");
+    for b in busy {
+        let stopped = b.await.expect("task");
+        assert!(matches!(stopped, Err(Error::Timeout(_))), "{stopped:?}");
+    }
+    // The deadline may have started before the call: time already spent elsewhere (the
+    // request's wait in the service) is not given again.
+    let late = QueryLimits {
+        timeout: Duration::from_millis(200),
+        since: Instant::now().checked_sub(Duration::from_secs(1)),
+        ..QueryLimits::default()
+    };
+    let too_late = store.query("SELECT 1", &[], late).await;
+    assert!(matches!(too_late, Err(Error::Timeout(_))), "{too_late:?}");
 
     // Parameters, aggregates (PostgreSQL's sum is NUMERIC), reals, nulls, text.
     let q = store

@@ -127,6 +127,8 @@ pub struct ServiceOptions {
     pub advisory_db: PathBuf,
     /// Appended to the generated file verbatim (e.g. `[scan.sandbox]` limits).
     pub extra_toml: String,
+    /// More `[server]` keys, verbatim (e.g. `header_timeout_seconds = 2`).
+    pub server_toml: String,
 }
 
 impl ServiceOptions {
@@ -148,6 +150,7 @@ impl ServiceOptions {
             store: ServiceStore::Sqlite,
             advisory_db: advisory_db.to_path_buf(),
             extra_toml: String::new(),
+            server_toml: String::new(),
         }
     }
 
@@ -500,8 +503,8 @@ impl ServiceHarness {
         );
         let _ = writeln!(
             t,
-            "backoff = {{ first_seconds = {}, max_seconds = {} }}\n",
-            o.backoff_first_seconds, o.backoff_max_seconds
+            "backoff = {{ first_seconds = {}, max_seconds = {} }}\n{}\n",
+            o.backoff_first_seconds, o.backoff_max_seconds, o.server_toml
         );
         match &o.store {
             ServiceStore::Sqlite => {

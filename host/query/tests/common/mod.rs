@@ -27,6 +27,7 @@ pub fn options(dialect: Dialect, tenant_id: i64) -> Options {
         tenant_id,
         now_ms: NOW_MS,
         row_cap: 1000,
+        max_value_bytes: None,
     }
 }
 
