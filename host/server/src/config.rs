@@ -9,6 +9,7 @@
 //! backoff = { first_seconds = 5, max_seconds = 600 }   # doubling between attempts, capped
 //! poll_seconds = 1.0          # how often an idle worker looks for due retries
 //! reconcile_seconds = 300     # list the registries for pushes never notified; 0 = off
+//! max_ownership_entries = 100 # ownership entries one tenant may add through the API
 //!
 //! [store]
 //! kind = "sqlite"
@@ -135,6 +136,8 @@ pub struct ServerConfig {
     /// How often the registries are listed for pushes whose notification was lost
     /// (service/reconcile.rs); 0 turns it off.
     pub reconcile_seconds: u64,
+    /// The most ownership entries one tenant may add through the API.
+    pub max_ownership_entries: u32,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             backoff: Backoff::default(),
             poll_seconds: 1.0,
             reconcile_seconds: 300,
+            max_ownership_entries: bulkhead_store::DEFAULT_MAX_OWNERSHIP_ENTRIES,
         }
     }
 }
@@ -509,6 +513,13 @@ impl ServeConfig {
             )));
         }
 
+        if server.max_ownership_entries > 100_000 {
+            return Err(err(format!(
+                "server.max_ownership_entries = {}: must be at most 100000",
+                server.max_ownership_entries
+            )));
+        }
+
         let store = match raw.store.kind.as_str() {
             "sqlite" => {
                 if raw.store.url_env.is_some() || raw.store.url_file.is_some() {
@@ -655,13 +666,29 @@ impl ServeConfig {
                     registry: o.registry,
                     prefix,
                 };
-                if let Some(other) = tenants.iter().find(|x| x.owns.contains(&own)) {
+                // Prefixes of two tenants never overlap (equal, or one inside the
+                // other): a repository has one possible owner.
+                let clash = tenants.iter().find_map(|x| {
+                    x.owns
+                        .iter()
+                        .find(|o| {
+                            o.registry == own.registry
+                                && bulkhead_store::prefixes_overlap(&o.prefix, &own.prefix)
+                        })
+                        .map(|o| (&x.name, &o.prefix))
+                });
+                if let Some((other, theirs)) = clash {
                     return Err(err(format!(
-                        "{key}.owns[{j}]: {}/{} is already owned by tenant {}",
-                        own.registry, own.prefix, other.name
+                        "{key}.owns[{j}]: prefix {:?} on registry {} overlaps prefix {theirs:?} \
+                         of tenant {other} (the same, or one inside the other): a repository \
+                         can have one owner",
+                        own.prefix, own.registry
                     )));
                 }
-                if owns.contains(&own) {
+                if owns
+                    .iter()
+                    .any(|o: &Ownership| o.registry == own.registry && o.prefix == own.prefix)
+                {
                     return Err(err(format!("{key}.owns[{j}]: listed twice")));
                 }
                 owns.push(own);
@@ -995,7 +1022,16 @@ time_ms = 5000
              [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"x\" }}]\n\
              [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"x/\" }}]\n"
         ));
-        assert!(e.contains("already owned by tenant a"), "{e}");
+        assert!(e.contains("overlaps") && e.contains("tenant a"), "{e}");
+        let e = error_of(&format!(
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\n\
+             [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"\" }}]\n\
+             [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"team-b/app\" }}]\n"
+        ));
+        assert!(
+            e.contains("tenants[1] (b).owns[0]") && e.contains("overlaps"),
+            "nested prefixes of two tenants: {e}"
+        );
         let e = error_of(&format!("{sqlite}[server]\nworkers = 0\n"));
         assert!(e.contains("server.workers"), "{e}");
     }
