@@ -336,7 +336,7 @@ pub static ROUTES: &[Route] = &[
             ok: Answer::Json(
                 200,
                 "Every entry, in one page.",
-                schema::<Items<bulkhead_store::Ownership>>,
+                schema::<Items<OwnershipView>>,
             ),
             ..Doc::DEFAULT
         },
@@ -344,25 +344,47 @@ pub static ROUTES: &[Route] = &[
     Route {
         verb: Verb::Post,
         path: "/v1/ownership",
-        access: OPERATOR,
+        access: ADMIN,
         handler: |m| on(m, add_ownership),
         doc: Doc {
             tag: "ownership",
             summary: "Claim a repository prefix on a configured registry.",
+            description: "A prefix that equals, holds or lies inside a prefix another \
+                tenant owns on that registry is refused (409, naming neither); so is one \
+                beyond the tenant's `server.max_ownership_entries`. The change is recorded \
+                with the token that made it (`GET /v1/ownership/changes`).",
             body: Some(schema::<OwnershipRequest>),
-            ok: Answer::Json(201, "The new entry.", schema::<bulkhead_store::Ownership>),
-            extra: &[Extra::error(409, "The prefix is taken.")],
+            ok: Answer::Json(201, "The new entry.", schema::<OwnershipView>),
+            extra: &[Extra::error(
+                409,
+                "The prefix overlaps one that is owned, or the tenant has the most entries \
+                 allowed.",
+            )],
+            ..Doc::DEFAULT
+        },
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/ownership/changes",
+        access: ADMIN,
+        handler: |m| on(m, ownership_changes),
+        doc: Doc {
+            tag: "ownership",
+            summary: "The tenant's ownership changes made through the API (who, when), \
+                newest first.",
+            query: Some(schema::<NoFilter>),
+            ok: Answer::List(schema::<OwnershipChangeView>),
             ..Doc::DEFAULT
         },
     },
     Route {
         verb: Verb::Delete,
         path: "/v1/ownership/{id}",
-        access: OPERATOR,
+        access: ADMIN,
         handler: |m| on(m, remove_ownership),
         doc: Doc {
             tag: "ownership",
-            summary: "Remove one of the tenant's ownership entries.",
+            summary: "Remove one of the tenant's ownership entries (recorded).",
             ok: Answer::Empty(204, "Removed."),
             ..Doc::DEFAULT
         },
@@ -1328,12 +1350,72 @@ async fn create_scan(
 
 // ---- ownership and tokens ----------------------------------------------------------------
 
+/// An ownership entry.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Ownership")]
+struct OwnershipView {
+    id: i64,
+    registry: String,
+    /// Repository prefix matching whole path segments; empty = the whole registry.
+    prefix: String,
+    /// `config` (the service's configuration) or `api`.
+    origin: String,
+    /// When it was added through the API; null for `config`.
+    created_at: Option<String>,
+    /// The id of the token that added it; null for `config`.
+    created_by_token: Option<i64>,
+}
+
+fn ownership_view(o: bulkhead_store::Ownership) -> OwnershipView {
+    OwnershipView {
+        id: o.id,
+        registry: o.registry,
+        prefix: o.prefix,
+        origin: o.origin,
+        created_at: time_opt(o.created_at),
+        created_by_token: o.created_by_token,
+    }
+}
+
+/// A recorded ownership change.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "OwnershipChange")]
+struct OwnershipChangeView {
+    id: i64,
+    at: String,
+    /// The id of the token that made it.
+    token_id: Option<i64>,
+    /// `add` or `remove`.
+    action: String,
+    registry: String,
+    prefix: String,
+}
+
 async fn ownership(
     State(state): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Items<OwnershipView>>> {
     let items = state.store.ownership(p.tenant_id).await?;
-    Ok(Json(json!({"items": items, "next_cursor": null})))
+    Ok(Json(Items {
+        items: items.into_iter().map(ownership_view).collect(),
+        next_cursor: None,
+    }))
+}
+
+async fn ownership_changes(
+    State(state): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Listed { page, .. }: Listed<NoFilter>,
+) -> ApiResult<Json<Items<OwnershipChangeView>>> {
+    let result = state.store.ownership_changes(p.tenant_id, &page).await?;
+    Ok(Json(page_of(result, |c| OwnershipChangeView {
+        id: c.id,
+        at: time(c.at),
+        token_id: c.token_id,
+        action: c.action,
+        registry: c.registry,
+        prefix: c.prefix,
+    })))
 }
 
 /// An ownership claim.
@@ -1345,6 +1427,14 @@ struct OwnershipRequest {
     /// Repository prefix matching whole path segments; empty = the whole registry.
     #[serde(default)]
     prefix: String,
+}
+
+/// Who makes an ownership change: the request's token, now.
+fn actor(p: &Principal) -> bulkhead_store::OwnershipActor {
+    bulkhead_store::OwnershipActor {
+        token_id: p.token_id,
+        at: now_ms(),
+    }
 }
 
 async fn add_ownership(
@@ -1367,9 +1457,23 @@ async fn add_ownership(
     }
     let created = state
         .store
-        .add_ownership(p.tenant_id, &req.registry, &prefix)
+        .add_ownership(
+            p.tenant_id,
+            &req.registry,
+            &prefix,
+            actor(&p),
+            state.config.server.max_ownership_entries,
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    tracing::info!(
+        tenant = %p.tenant_name,
+        token = p.token_id,
+        "ownership: added {}/{} (entry {})",
+        created.registry,
+        created.prefix,
+        created.id
+    );
+    Ok((StatusCode::CREATED, Json(ownership_view(created))).into_response())
 }
 
 async fn remove_ownership(
@@ -1378,7 +1482,12 @@ async fn remove_ownership(
     id: Result<Path<i64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let id = id_of(id)?;
-    if state.store.remove_ownership(p.tenant_id, id).await? {
+    if state
+        .store
+        .remove_ownership(p.tenant_id, id, actor(&p))
+        .await?
+    {
+        tracing::info!(tenant = %p.tenant_name, token = p.token_id, "ownership: removed entry {id}");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())

@@ -14,6 +14,7 @@
 //! request_timeout_seconds = 60  # body and handling of a request, or 408
 //! max_connections = 1024      # open connections; more wait to be accepted
 //! max_in_flight = 256         # requests handled at once; more get 503 + Retry-After
+//! max_ownership_entries = 100 # ownership entries one tenant may add through the API
 //!
 //! [store]
 //! kind = "sqlite"
@@ -169,6 +170,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Requests handled at once; more are answered 503 with `Retry-After`.
     pub max_in_flight: usize,
+    /// The most ownership entries one tenant may add through the API.
+    pub max_ownership_entries: u32,
 }
 
 impl Default for ServerConfig {
@@ -186,6 +189,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 60.0,
             max_connections: 1024,
             max_in_flight: 256,
+            max_ownership_entries: bulkhead_store::DEFAULT_MAX_OWNERSHIP_ENTRIES,
         }
     }
 }
@@ -639,6 +643,12 @@ impl ServeConfig {
                 server.max_in_flight
             )));
         }
+        if server.max_ownership_entries > 100_000 {
+            return Err(err(format!(
+                "server.max_ownership_entries = {}: must be at most 100000",
+                server.max_ownership_entries
+            )));
+        }
 
         let store = match raw.store.kind.as_str() {
             "sqlite" => {
@@ -811,13 +821,29 @@ impl ServeConfig {
                     registry: o.registry,
                     prefix,
                 };
-                if let Some(other) = tenants.iter().find(|x| x.owns.contains(&own)) {
+                // Prefixes of two tenants never overlap (equal, or one inside the
+                // other): a repository has one possible owner.
+                let clash = tenants.iter().find_map(|x| {
+                    x.owns
+                        .iter()
+                        .find(|o| {
+                            o.registry == own.registry
+                                && bulkhead_store::prefixes_overlap(&o.prefix, &own.prefix)
+                        })
+                        .map(|o| (&x.name, &o.prefix))
+                });
+                if let Some((other, theirs)) = clash {
                     return Err(err(format!(
-                        "{key}.owns[{j}]: {}/{} is already owned by tenant {}",
-                        own.registry, own.prefix, other.name
+                        "{key}.owns[{j}]: prefix {:?} on registry {} overlaps prefix {theirs:?} \
+                         of tenant {other} (the same, or one inside the other): a repository \
+                         can have one owner",
+                        own.prefix, own.registry
                     )));
                 }
-                if owns.contains(&own) {
+                if owns
+                    .iter()
+                    .any(|o: &Ownership| o.registry == own.registry && o.prefix == own.prefix)
+                {
                     return Err(err(format!("{key}.owns[{j}]: listed twice")));
                 }
                 owns.push(own);
@@ -1186,7 +1212,16 @@ time_ms = 5000
              [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"x\" }}]\n\
              [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"x/\" }}]\n"
         ));
-        assert!(e.contains("already owned by tenant a"), "{e}");
+        assert!(e.contains("overlaps") && e.contains("tenant a"), "{e}");
+        let e = error_of(&format!(
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\n\
+             [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"\" }}]\n\
+             [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"team-b/app\" }}]\n"
+        ));
+        assert!(
+            e.contains("tenants[1] (b).owns[0]") && e.contains("overlaps"),
+            "nested prefixes of two tenants: {e}"
+        );
         let e = error_of(&format!("{sqlite}[server]\nworkers = 0\n"));
         assert!(e.contains("server.workers"), "{e}");
     }

@@ -1,12 +1,11 @@
 //! Tenants, their ownership of repositories, notification targets and API tokens.
 
-use std::collections::HashMap;
-
 use sha2::{Digest, Sha256};
 
-use crate::sql::{Row, Tx};
+use crate::sql::{Dialect, Row, Tx};
 use crate::{
-    Error, NewToken, Ownership, Principal, Result, Role, Tenant, TenantId, TenantSpec, TokenInfo,
+    Error, NewToken, Ownership, OwnershipActor, Principal, Result, Role, Tenant, TenantId,
+    TenantSpec, TokenInfo,
 };
 
 fn random_hex(bytes: usize) -> Result<String> {
@@ -38,7 +37,7 @@ fn normalise_prefix(prefix: &str) -> String {
 }
 
 /// Whether `prefix` owns `repository`: whole path segments only.
-pub(crate) fn prefix_matches(prefix: &str, repository: &str) -> bool {
+pub fn prefix_matches(prefix: &str, repository: &str) -> bool {
     prefix.is_empty()
         || repository == prefix
         || repository
@@ -58,37 +57,84 @@ async fn tenant_id_for(tx: &mut dyn Tx, name: &str, now: i64) -> Result<TenantId
     Ok(TenantId(row.int(0)?))
 }
 
+/// Whether two prefixes on one registry overlap: equal, or one holds the other (whole
+/// segments; `""` holds everything). Two tenants never own overlapping prefixes: a
+/// repository has at most one possible owner, so no entry can take another tenant's
+/// repositories by being longer (or shorter) than theirs.
+pub fn prefixes_overlap(a: &str, b: &str) -> bool {
+    prefix_matches(a, b) || prefix_matches(b, a)
+}
+
+/// An arbitrary constant: the PostgreSQL advisory lock that serialises ownership changes,
+/// so that two transactions cannot each check, find no overlap, and insert overlapping
+/// prefixes (SQLite serialises every write already).
+const OWNERSHIP_LOCK: i64 = 0x6275_6c6b_6f77_6e73; // "bulkowns" in ASCII
+
+async fn lock_ownership(tx: &mut dyn Tx) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.batch(&format!("SELECT pg_advisory_xact_lock({OWNERSHIP_LOCK})"))
+            .await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn sync_tenants(tx: &mut dyn Tx, specs: Vec<TenantSpec>, now: i64) -> Result<()> {
-    // Refuse an ambiguous configuration rather than let the last tenant win silently.
-    let mut claimed: HashMap<(String, String), &str> = HashMap::new();
+    // Refuse an ambiguous configuration rather than let one tenant win silently: the
+    // configuration is read by its administrator, so the message names both tenants.
+    let mut claimed: Vec<(&str, String, &str)> = Vec::new();
     for spec in &specs {
         if spec.name.trim().is_empty() {
             return Err(Error::Invalid("a tenant has an empty name".to_string()));
         }
         for (registry, prefix) in &spec.ownership {
-            let key = (registry.clone(), normalise_prefix(prefix));
-            if let Some(other) = claimed.insert(key, &spec.name)
-                && other != spec.name
-            {
+            let prefix = normalise_prefix(prefix);
+            if let Some((_, other_prefix, other)) = claimed.iter().find(|(r, p, t)| {
+                *r == registry.as_str() && *t != spec.name.as_str() && prefixes_overlap(p, &prefix)
+            }) {
                 return Err(Error::Invalid(format!(
-                    "registry {registry:?} prefix {prefix:?} is owned by both tenant {other:?} and tenant {:?}",
+                    "registry {registry:?}: prefix {prefix:?} of tenant {:?} overlaps prefix \
+                     {other_prefix:?} of tenant {other:?} (a repository can have one owner)",
                     spec.name
                 )));
             }
+            claimed.push((registry.as_str(), prefix, spec.name.as_str()));
         }
     }
+    lock_ownership(tx).await?;
     tx.execute("DELETE FROM ownership WHERE origin = 'config'", &[])
         .await?;
     tx.execute("DELETE FROM notification_targets", &[]).await?;
+    // What tenants added through the API stays theirs: a configuration that overlaps
+    // another tenant's entry is a start-up error, not a silent transfer.
+    let api_entries = tx
+        .query(
+            "SELECT o.id, o.registry, o.prefix, t.name FROM ownership o \
+             JOIN tenants t ON t.id = o.tenant_id",
+            &[],
+        )
+        .await?;
+    for row in &api_entries {
+        let (id, registry, prefix, owner) = (row.int(0)?, row.text(1)?, row.text(2)?, row.text(3)?);
+        if let Some((_, p, t)) = claimed.iter().find(|(r, p, t)| {
+            *r == registry.as_str() && *t != owner.as_str() && prefixes_overlap(p, &prefix)
+        }) {
+            return Err(Error::Invalid(format!(
+                "registry {registry:?}: prefix {p:?} of tenant {t:?} overlaps prefix {prefix:?}, \
+                 which tenant {owner:?} added through the API (ownership entry {id}); remove \
+                 one of them (an admin of {owner:?}: DELETE /v1/ownership/{id})"
+            )));
+        }
+    }
     for spec in &specs {
         let tenant = tenant_id_for(tx, &spec.name, now).await?;
         for (registry, prefix) in &spec.ownership {
-            // The configuration wins over an API entry for the same (registry, prefix).
+            // The configuration takes over the tenant's own API entry for the same
+            // (registry, prefix); another tenant's was refused above.
             tx.execute(
                 "INSERT INTO ownership (tenant_id, registry, prefix, origin) \
                  VALUES ($1, $2, $3, 'config') \
                  ON CONFLICT (registry, prefix) \
-                 DO UPDATE SET tenant_id = excluded.tenant_id, origin = 'config'",
+                 DO UPDATE SET origin = 'config', created_at = NULL, created_by_token = NULL",
                 &[
                     tenant.0.into(),
                     registry.into(),
@@ -159,13 +205,41 @@ pub(crate) async fn owner_of(
     Ok(best.map(|(_, t)| t))
 }
 
+const OWNERSHIP_COLUMNS: &str = "id, registry, prefix, origin, created_at, created_by_token";
+
 fn ownership(row: &Row) -> Result<Ownership> {
     Ok(Ownership {
         id: row.int(0)?,
         registry: row.text(1)?,
         prefix: row.text(2)?,
         origin: row.text(3)?,
+        created_at: row.opt_int(4)?,
+        created_by_token: row.opt_int(5)?,
     })
+}
+
+async fn record_change(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    by: &OwnershipActor,
+    action: &str,
+    registry: &str,
+    prefix: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO ownership_changes (tenant_id, at, token_id, action, registry, prefix) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            tenant.0.into(),
+            by.at.into(),
+            by.token_id.into(),
+            action.into(),
+            registry.into(),
+            prefix.into(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn add_ownership(
@@ -173,42 +247,96 @@ pub(crate) async fn add_ownership(
     tenant: TenantId,
     registry: String,
     prefix: String,
+    by: OwnershipActor,
+    max_entries: u32,
 ) -> Result<Ownership> {
     if registry.is_empty() {
         return Err(Error::Invalid("empty registry name".to_string()));
     }
     let prefix = normalise_prefix(&prefix);
+    lock_ownership(tx).await?;
+    let rows = tx
+        .query(
+            "SELECT tenant_id, prefix FROM ownership WHERE registry = $1",
+            &[(&registry).into()],
+        )
+        .await?;
+    for row in &rows {
+        let (owner, theirs) = (TenantId(row.int(0)?), row.text(1)?);
+        if owner == tenant {
+            if theirs == prefix {
+                return Err(Error::Conflict(format!(
+                    "registry {registry:?} prefix {prefix:?}: this tenant owns it already"
+                )));
+            }
+        } else if prefixes_overlap(&theirs, &prefix) {
+            // Neither the tenant nor its prefix: a claim must not tell who owns what.
+            return Err(Error::Conflict(format!(
+                "registry {registry:?} prefix {prefix:?} overlaps a prefix that is owned \
+                 already (the same prefix, one inside it, or one it lies inside); ask the \
+                 service's administrator"
+            )));
+        }
+    }
+    let count = tx
+        .query_one(
+            "SELECT COUNT(*) FROM ownership WHERE tenant_id = $1 AND origin = 'api'",
+            &[tenant.0.into()],
+        )
+        .await?
+        .int(0)?;
+    if count >= i64::from(max_entries) {
+        return Err(Error::Conflict(format!(
+            "the tenant has {count} ownership entries added through the API, the most \
+             allowed ({max_entries}); remove one first"
+        )));
+    }
     let row = tx
         .query_one(
-            "INSERT INTO ownership (tenant_id, registry, prefix, origin) \
-             VALUES ($1, $2, $3, 'api') RETURNING id, registry, prefix, origin",
-            &[tenant.0.into(), (&registry).into(), (&prefix).into()],
+            &format!(
+                "INSERT INTO ownership (tenant_id, registry, prefix, origin, created_at, \
+                 created_by_token) VALUES ($1, $2, $3, 'api', $4, $5) \
+                 RETURNING {OWNERSHIP_COLUMNS}"
+            ),
+            &[
+                tenant.0.into(),
+                (&registry).into(),
+                (&prefix).into(),
+                by.at.into(),
+                by.token_id.into(),
+            ],
         )
-        .await
-        .map_err(|e| match e {
-            // Do not say which tenant has it.
-            Error::Conflict(_) => Error::Conflict(format!(
-                "registry {registry:?} prefix {prefix:?} is already owned"
-            )),
-            e => e,
-        })?;
+        .await?;
+    record_change(tx, tenant, &by, "add", &registry, &prefix).await?;
     ownership(&row)
 }
 
-pub(crate) async fn remove_ownership(tx: &mut dyn Tx, tenant: TenantId, id: i64) -> Result<bool> {
-    Ok(tx
-        .execute(
-            "DELETE FROM ownership WHERE id = $1 AND tenant_id = $2",
+pub(crate) async fn remove_ownership(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    id: i64,
+    by: OwnershipActor,
+) -> Result<bool> {
+    let Some(row) = tx
+        .query_opt(
+            "DELETE FROM ownership WHERE id = $1 AND tenant_id = $2 RETURNING registry, prefix",
             &[id.into(), tenant.0.into()],
         )
         .await?
-        > 0)
+    else {
+        return Ok(false);
+    };
+    let (registry, prefix) = (row.text(0)?, row.text(1)?);
+    record_change(tx, tenant, &by, "remove", &registry, &prefix).await?;
+    Ok(true)
 }
 
 pub(crate) async fn list_ownership(tx: &mut dyn Tx, tenant: TenantId) -> Result<Vec<Ownership>> {
     tx.query(
-        "SELECT id, registry, prefix, origin FROM ownership WHERE tenant_id = $1 \
-         ORDER BY registry, prefix",
+        &format!(
+            "SELECT {OWNERSHIP_COLUMNS} FROM ownership WHERE tenant_id = $1 \
+             ORDER BY registry, prefix"
+        ),
         &[tenant.0.into()],
     )
     .await?
@@ -345,6 +473,23 @@ mod tests {
         assert!(prefix_matches("team-a", "team-a/web"));
         assert!(!prefix_matches("team-a", "team-ab/web"));
         assert!(!prefix_matches("team-a/web", "team-a"));
+    }
+
+    #[test]
+    fn prefixes_overlap_when_equal_or_nested() {
+        assert!(prefixes_overlap("team-b", "team-b"));
+        assert!(prefixes_overlap("team-b/app", "team-b"), "inside");
+        assert!(prefixes_overlap("team-b", "team-b/app"), "contains");
+        assert!(
+            prefixes_overlap("", "team-b"),
+            "the whole registry holds everything"
+        );
+        assert!(prefixes_overlap("team-b", ""));
+        assert!(
+            !prefixes_overlap("team-b", "team-bb"),
+            "whole segments only"
+        );
+        assert!(!prefixes_overlap("team-a/app", "team-b/app"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod sql;
 mod time;
 
+pub use auth::{prefix_matches, prefixes_overlap};
 pub use bulkhead_model::{Report, Severity, Summary};
 pub use sql::{
     DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_VALUE_BYTES, Dialect, QUERY_CONNECTIONS, QueryLimits,
@@ -242,7 +243,37 @@ pub struct Ownership {
     pub prefix: String,
     /// `config` (from the serve configuration, replaced at every start) or `api`.
     pub origin: String,
+    /// When it was added through the API (ms since the epoch); `None` for `config`.
+    pub created_at: Option<i64>,
+    /// The token that added it through the API; `None` for `config`.
+    pub created_by_token: Option<i64>,
 }
+
+/// Who changes an ownership entry, and when (recorded with the entry and in its history).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnershipActor {
+    /// The API token that asks.
+    pub token_id: i64,
+    pub at: i64,
+}
+
+/// One recorded ownership change ([`Store::ownership_changes`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnershipChange {
+    pub id: i64,
+    pub at: i64,
+    /// The token that made it.
+    pub token_id: Option<i64>,
+    /// `add` or `remove`.
+    pub action: String,
+    pub registry: String,
+    pub prefix: String,
+}
+
+/// The most ownership entries a tenant may add through the API, unless the service is
+/// configured otherwise: enough for any team, few enough that a tenant cannot grow the
+/// table every push is matched against without bound.
+pub const DEFAULT_MAX_OWNERSHIP_ENTRIES: u32 = 100;
 
 // ---------------------------------------------------------------------------------------
 // The queue.
@@ -754,6 +785,8 @@ impl Store {
     /// the configuration: tenants are created (never deleted: their results stay),
     /// `config` ownership entries are replaced (`api` ones kept unless the same
     /// (registry, prefix) is now in the configuration), notification targets replaced.
+    /// [`Error::Invalid`] (nothing changed) when prefixes of two tenants overlap: two in
+    /// the configuration, or one in it and another tenant's API entry.
     pub async fn sync_tenants(&self, specs: &[TenantSpec], now: i64) -> Result<()> {
         let specs = specs.to_vec();
         self.db
@@ -782,24 +815,55 @@ impl Store {
             .await
     }
 
-    /// Adds an `api` ownership entry; [`Error::Conflict`] when (registry, prefix) is taken
-    /// (by any tenant: the message does not say which).
+    /// Adds an `api` ownership entry made by `by`, and records the change.
+    /// [`Error::Conflict`] when the prefix equals, holds or lies inside a prefix another
+    /// tenant owns on that registry (the message names neither), when the tenant owns it
+    /// already, or when the tenant has `max_entries` API entries.
     pub async fn add_ownership(
         &self,
         tenant: TenantId,
         registry: &str,
         prefix: &str,
+        by: OwnershipActor,
+        max_entries: u32,
     ) -> Result<Ownership> {
         let (registry, prefix) = (registry.to_string(), prefix.to_string());
         self.db
-            .write(move |tx| Box::pin(auth::add_ownership(tx, tenant, registry, prefix)))
+            .write(move |tx| {
+                Box::pin(auth::add_ownership(
+                    tx,
+                    tenant,
+                    registry,
+                    prefix,
+                    by,
+                    max_entries,
+                ))
+            })
             .await
     }
 
-    /// Removes the tenant's ownership entry `id`; false when it has none with that id.
-    pub async fn remove_ownership(&self, tenant: TenantId, id: i64) -> Result<bool> {
+    /// Removes the tenant's ownership entry `id` and records the change; false when it has
+    /// none with that id.
+    pub async fn remove_ownership(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        by: OwnershipActor,
+    ) -> Result<bool> {
         self.db
-            .write(move |tx| Box::pin(auth::remove_ownership(tx, tenant, id)))
+            .write(move |tx| Box::pin(auth::remove_ownership(tx, tenant, id, by)))
+            .await
+    }
+
+    /// The tenant's recorded ownership changes, newest first.
+    pub async fn ownership_changes(
+        &self,
+        tenant: TenantId,
+        page: &Page,
+    ) -> Result<PageOf<OwnershipChange>> {
+        let page = page.clone();
+        self.db
+            .read(move |tx| Box::pin(reads::ownership_changes(tx, tenant, page)))
             .await
     }
 

@@ -8,7 +8,7 @@ use crate::queue::{JOB_COLUMNS, job_from_row};
 use crate::sql::{Dialect, Row, Tx, Value};
 use crate::{
     DEFAULT_PAGE, DeliveryInfo, DeliveryState, Finding, FindingFilter, HealthEvent, Image,
-    ImageFilter, ImageHealth, ImageRef, JobState, MAX_PAGE, Package, Page, PageOf,
+    ImageFilter, ImageHealth, ImageRef, JobState, MAX_PAGE, OwnershipChange, Package, Page, PageOf,
     RecommendationGroup, Result, ScanFilter, Severity, Stats, Summary, TenantId, TenantSummary,
 };
 
@@ -573,6 +573,35 @@ pub(crate) async fn deliveries(
     };
     DELIVERIES
         .read(tx, q, tenant, &page, from_row, |d| vec![d.id])
+        .await
+}
+
+pub(crate) async fn ownership_changes(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    page: Page,
+) -> Result<PageOf<OwnershipChange>> {
+    let q = Sql::new(
+        "SELECT id, at, token_id, action, registry, prefix FROM ownership_changes \
+         WHERE tenant_id = $1",
+        tenant,
+    );
+    let from_row = |r: &Row| {
+        Ok(OwnershipChange {
+            id: r.int(0)?,
+            at: r.int(1)?,
+            token_id: r.opt_int(2)?,
+            action: r.text(3)?,
+            registry: r.text(4)?,
+            prefix: r.text(5)?,
+        })
+    };
+    const CHANGES: Keyset = Keyset {
+        list: "ownership_changes",
+        keys: &[("id", Dir::Desc)],
+    };
+    CHANGES
+        .read(tx, q, tenant, &page, from_row, |c| vec![c.id])
         .await
 }
 

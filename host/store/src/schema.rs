@@ -201,6 +201,24 @@ END
 $$;
 "#;
 
+/// Ownership changes are recorded (who, when): the entry keeps when and by which token it
+/// was made (`NULL` for the configuration's), and every addition and removal through the
+/// API is a row of `ownership_changes`, which outlives the entry it describes.
+const V3: &str = r#"
+ALTER TABLE ownership ADD COLUMN created_at BIGINT;
+ALTER TABLE ownership ADD COLUMN created_by_token BIGINT;
+CREATE TABLE ownership_changes (
+    id {ID},
+    tenant_id BIGINT NOT NULL REFERENCES tenants (id),
+    at BIGINT NOT NULL,
+    token_id BIGINT,
+    action TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    prefix TEXT NOT NULL
+);
+CREATE INDEX ownership_changes_tenant ON ownership_changes (tenant_id, id);
+"#;
+
 /// Migration `version` as SQL for `dialect`.
 fn migration(version: i64, dialect: Dialect) -> Option<String> {
     let id = match dialect {
@@ -214,12 +232,13 @@ fn migration(version: i64, dialect: Dialect) -> Option<String> {
             // Nothing: SQLite limits value lengths per connection.
             Dialect::Sqlite => String::new(),
         }),
+        3 => Some(V3.replace("{ID}", id)),
         _ => None,
     }
 }
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// An arbitrary constant: the PostgreSQL advisory lock that serialises migrations of
 /// several `bulkhead serve` instances starting at once.

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bulkhead_store::schema::SCHEMA_VERSION;
 use bulkhead_store::{
-    Completed, Enqueued, Error, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob, Page,
-    Pushed, QueryLimits, Reason, Role, ScanFilter, Severity, Store, StoreConfig, TenantId,
-    TenantSpec, Value,
+    Completed, Enqueued, Error, FindingFilter, ImageFilter, ImageHealth, JobState, NewJob,
+    OwnershipActor, Page, Pushed, QueryLimits, Reason, Role, ScanFilter, Severity, Store,
+    StoreConfig, TenantId, TenantSpec, Value,
 };
 use bulkhead_test_artifacts::postgres::PgCluster;
 use bulkhead_test_artifacts::{StoreKind, both};
@@ -478,7 +478,7 @@ async fn coalescing(kind: StoreKind) {
         .expect("enqueue");
     assert!(matches!(again, Enqueued::New(n) if n != id), "{again:?}");
     // Another digest, another repository, another tenant: not coalesced.
-    let [_, u] = tenants(store, &[("a", "", false), ("b", "other", false)]).await[..] else {
+    let [_, u] = tenants(store, &[("a", "app", false), ("b", "other", false)]).await[..] else {
         unreachable!()
     };
     for job in [
@@ -1529,7 +1529,7 @@ async fn tenant_isolation(kind: StoreKind) {
         .await
         .expect("token");
     let a_own = store
-        .add_ownership(a, "main", "shared/a")
+        .add_ownership(a, "main", "shared/a", by(a_token.id, T0), 100)
         .await
         .expect("ownership");
 
@@ -1663,7 +1663,12 @@ async fn tenant_isolation(kind: StoreKind) {
             .await
             .expect("revoke")
     );
-    assert!(!store.remove_ownership(b, a_own.id).await.expect("remove"));
+    assert!(
+        !store
+            .remove_ownership(b, a_own.id, by(a_token.id, T0))
+            .await
+            .expect("remove")
+    );
     assert!(
         store
             .authenticate(&a_token.secret, T0)
@@ -2080,6 +2085,11 @@ async fn pagination_and_filters(kind: StoreKind) {
     assert_eq!(scans.items[0].tag.as_deref(), Some("v2"));
 }
 
+/// Who changes ownership in these tests: token `token_id` at `at`.
+fn by(token_id: i64, at: i64) -> OwnershipActor {
+    OwnershipActor { token_id, at }
+}
+
 async fn tenants_and_ownership(kind: StoreKind) {
     let Some(env) = Env::new(kind).await else {
         return;
@@ -2094,8 +2104,8 @@ async fn tenants_and_ownership(kind: StoreKind) {
         notify: None,
     };
     let specs = vec![
-        spec("platform", &[("main", "")]),
-        spec("web", &[("main", "team/web/"), ("mirror", "web")]),
+        spec("platform", &[("main", "library")]),
+        spec("webteam", &[("main", "team/web/"), ("mirror", "web")]),
     ];
     store.sync_tenants(&specs, T0).await.expect("sync");
     store
@@ -2108,7 +2118,7 @@ async fn tenants_and_ownership(kind: StoreKind) {
             .iter()
             .map(|t| t.name.as_str())
             .collect::<Vec<_>>(),
-        ["platform", "web"]
+        ["platform", "webteam"]
     );
     assert!(
         all_tenants.iter().all(|t| t.created_at == T0),
@@ -2123,7 +2133,7 @@ async fn tenants_and_ownership(kind: StoreKind) {
     assert_eq!(owner("main", "team/web/frontend").await, Some(web));
     assert_eq!(
         owner("main", "team/webby").await,
-        Some(platform),
+        None,
         "whole segments only"
     );
     assert_eq!(owner("main", "library/alpine").await, Some(platform));
@@ -2131,20 +2141,91 @@ async fn tenants_and_ownership(kind: StoreKind) {
     assert_eq!(owner("mirror", "other").await, None);
     assert_eq!(owner("unknown", "web").await, None);
 
-    // API entries survive a sync; taken prefixes conflict without naming the owner.
+    // API entries are recorded (who, when) and survive a sync.
     let added = store
-        .add_ownership(web, "mirror", "/extra/")
+        .add_ownership(web, "mirror", "/extra/", by(7, T0 + 5), 100)
         .await
         .expect("add");
     assert_eq!(
-        (added.prefix.as_str(), added.origin.as_str()),
-        ("extra", "api")
+        (
+            added.prefix.as_str(),
+            added.origin.as_str(),
+            added.created_at,
+            added.created_by_token
+        ),
+        ("extra", "api", Some(T0 + 5), Some(7))
     );
-    let taken = store.add_ownership(platform, "mirror", "web").await;
+    // Takeovers: the same prefix, one inside another tenant's, one holding it, the whole
+    // registry. Each is refused without naming the owner or its prefix.
+    for (registry, prefix, theirs) in [
+        ("mirror", "web", None),
+        ("mirror", "web/app", None),
+        ("main", "team", Some("team/web")),
+        ("main", "team/web/frontend", None),
+        ("mirror", "", Some("\"web\"")),
+    ] {
+        let taken = store
+            .add_ownership(platform, registry, prefix, by(8, T0 + 6), 100)
+            .await;
+        match &taken {
+            Err(Error::Conflict(m)) => assert!(
+                !m.contains("webteam") && theirs.is_none_or(|t| !m.contains(t)),
+                "{m}"
+            ),
+            other => panic!("{registry}/{prefix}: expected a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(owner("mirror", "web/app").await, Some(web), "still theirs");
+    // The tenant's own duplicate is a conflict too; a sub-prefix of its own is fine.
+    let again = store
+        .add_ownership(web, "mirror", "extra", by(7, T0 + 7), 100)
+        .await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+    let sub = store
+        .add_ownership(web, "mirror", "extra/sub", by(7, T0 + 7), 100)
+        .await
+        .expect("own sub-prefix");
+    // The cap counts API entries (two now).
+    let capped = store
+        .add_ownership(web, "mirror", "more", by(7, T0 + 8), 2)
+        .await;
     assert!(
-        matches!(&taken, Err(Error::Conflict(m)) if !m.contains("tenant")),
-        "{taken:?}"
+        matches!(&capped, Err(Error::Conflict(m)) if m.contains("(2)")),
+        "{capped:?}"
     );
+    assert!(
+        store
+            .remove_ownership(web, sub.id, by(9, T0 + 9))
+            .await
+            .expect("remove")
+    );
+    let changes = store
+        .ownership_changes(web, &Page::default())
+        .await
+        .expect("changes")
+        .items;
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.action.as_str(), c.prefix.as_str(), c.token_id, c.at))
+            .collect::<Vec<_>>(),
+        [
+            ("remove", "extra/sub", Some(9), T0 + 9),
+            ("add", "extra/sub", Some(7), T0 + 7),
+            ("add", "extra", Some(7), T0 + 5),
+        ],
+        "newest first"
+    );
+    assert!(
+        store
+            .ownership_changes(platform, &Page::default())
+            .await
+            .expect("changes")
+            .items
+            .is_empty(),
+        "refused claims change nothing"
+    );
+
     store.sync_tenants(&specs, T0 + 2).await.expect("sync");
     assert_eq!(owner("mirror", "extra/x").await, Some(web));
     assert_eq!(store.ownership(web).await.expect("list").len(), 3);
@@ -2152,24 +2233,46 @@ async fn tenants_and_ownership(kind: StoreKind) {
     store
         .sync_tenants(
             &[
-                spec("platform", &[("main", "")]),
-                spec("web", &[("mirror", "web")]),
+                spec("platform", &[("main", "library")]),
+                spec("webteam", &[("mirror", "web")]),
             ],
             T0 + 3,
         )
         .await
         .expect("sync");
-    assert_eq!(owner("main", "team/web").await, Some(platform));
-    assert!(store.remove_ownership(web, added.id).await.expect("remove"));
-    assert_eq!(owner("mirror", "extra/x").await, None);
-    // An ambiguous configuration is refused and changes nothing.
+    assert_eq!(owner("main", "team/web").await, None);
+    // A configuration that overlaps another tenant's API entry is refused, and changes
+    // nothing.
     let bad = store
         .sync_tenants(
-            &[spec("x", &[("main", "a")]), spec("y", &[("main", "a/")])],
-            T0,
+            &[
+                spec("platform", &[("main", "library"), ("mirror", "extra/x")]),
+                spec("webteam", &[("mirror", "web")]),
+            ],
+            T0 + 4,
         )
         .await;
-    assert!(matches!(bad, Err(Error::Invalid(_))), "{bad:?}");
+    assert!(
+        matches!(&bad, Err(Error::Invalid(m)) if m.contains("webteam") && m.contains("API")),
+        "{bad:?}"
+    );
+    assert_eq!(owner("mirror", "extra/x").await, Some(web));
+    assert_eq!(owner("main", "library").await, Some(platform));
+    assert!(
+        store
+            .remove_ownership(web, added.id, by(7, T0 + 10))
+            .await
+            .expect("remove")
+    );
+    assert_eq!(owner("mirror", "extra/x").await, None);
+    // An ambiguous configuration is refused and changes nothing: the same prefix, or
+    // nested prefixes of two tenants.
+    for (x, y) in [("a", "a/"), ("a", "a/b"), ("", "b")] {
+        let bad = store
+            .sync_tenants(&[spec("x", &[("main", x)]), spec("y", &[("main", y)])], T0)
+            .await;
+        assert!(matches!(bad, Err(Error::Invalid(_))), "{x} {y}: {bad:?}");
+    }
     assert_eq!(owner("mirror", "web").await, Some(web));
 }
 

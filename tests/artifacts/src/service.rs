@@ -76,6 +76,8 @@ pub struct ServiceTenant {
     pub name: String,
     /// `(registry, prefix)` pairs.
     pub owns: Vec<(String, String)>,
+    /// More lines of its `[[tenants]]` table, verbatim (e.g. `webhook_secret_env = …`).
+    pub toml: String,
 }
 
 /// Where the service keeps its state.
@@ -127,8 +129,10 @@ pub struct ServiceOptions {
     pub advisory_db: PathBuf,
     /// Appended to the generated file verbatim (e.g. `[scan.sandbox]` limits).
     pub extra_toml: String,
-    /// More `[server]` keys, verbatim (e.g. `header_timeout_seconds = 2`).
+    /// More lines of the `[server]` table, verbatim (e.g. `max_ownership_entries = 2`).
     pub server_toml: String,
+    /// More environment variables of the service (secrets the extra TOML names).
+    pub env: Vec<(String, String)>,
 }
 
 impl ServiceOptions {
@@ -151,6 +155,7 @@ impl ServiceOptions {
             advisory_db: advisory_db.to_path_buf(),
             extra_toml: String::new(),
             server_toml: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -174,6 +179,7 @@ impl ServiceOptions {
                 .iter()
                 .map(|(r, p)| (r.to_string(), p.to_string()))
                 .collect(),
+            toml: String::new(),
         });
         self
     }
@@ -231,6 +237,7 @@ impl ServiceHarness {
         if let ServiceStore::Postgres(url) = &options.store {
             env.push(("BULKHEAD_TEST_PG_URL".into(), url.clone()));
         }
+        env.extend(options.env.iter().cloned());
         let mut svc = ServiceHarness {
             bin: bin.to_path_buf(),
             dir,
@@ -271,6 +278,12 @@ impl ServiceHarness {
     /// The options it runs with.
     pub fn options(&self) -> &ServiceOptions {
         &self.options
+    }
+
+    /// The options of the next start ([`ServiceHarness::try_start_again`]): a test that
+    /// changes the configuration between runs. The environment is the first start's.
+    pub fn options_mut(&mut self) -> &mut ServiceOptions {
+        &mut self.options
     }
 
     /// The service's stderr so far (every run, appended).
@@ -482,6 +495,12 @@ impl ServiceHarness {
         }
     }
 
+    /// [`ServiceHarness::start_again`] that may fail: the error holds the log of the run
+    /// (for a configuration the service must refuse at start).
+    pub fn try_start_again(&mut self) -> io::Result<()> {
+        self.spawn()
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("service.log")
     }
@@ -503,9 +522,10 @@ impl ServiceHarness {
         );
         let _ = writeln!(
             t,
-            "backoff = {{ first_seconds = {}, max_seconds = {} }}\n{}\n",
-            o.backoff_first_seconds, o.backoff_max_seconds, o.server_toml
+            "backoff = {{ first_seconds = {}, max_seconds = {} }}",
+            o.backoff_first_seconds, o.backoff_max_seconds
         );
+        let _ = writeln!(t, "{}\n", o.server_toml);
         match &o.store {
             ServiceStore::Sqlite => {
                 let _ = writeln!(
@@ -549,9 +569,10 @@ impl ServiceHarness {
                 .collect();
             let _ = writeln!(
                 t,
-                "[[tenants]]\nname = {}\nowns = [{}]\n",
+                "[[tenants]]\nname = {}\nowns = [{}]\n{}\n",
                 q(&tenant.name),
-                owns.join(", ")
+                owns.join(", "),
+                tenant.toml
             );
         }
         let _ = writeln!(t, "[scan]\ndb = {}\n", q(&o.advisory_db.to_string_lossy()));

@@ -1,8 +1,10 @@
-//! The security suite: each attack of the threat model (docs/security.md) that once
-//! succeeded, run against the real binaries and kept failing
-//! (`cargo test --release -p bulkhead --test e2e security::`). One module per boundary;
-//! docs/security.md names the test of each.
+//! The security suite (docs/security.md): each attack of the threat model that once
+//! succeeded, run end to end against the real binaries (a real `bulkhead serve` over real
+//! HTTP, on SQLite and PostgreSQL where the store is involved) and kept failing.
+//! `cargo test --release -p bulkhead --test e2e security::` runs it (CI runs it with the
+//! whole workspace). One module per boundary.
 
 mod http_limits;
 mod query_limits;
 mod registries;
+mod tenants;
