@@ -229,6 +229,7 @@ async fn assess_result(
         return Ok(());
     }
     let inventory = result.inventory.clone();
+    let complete = result.complete();
     let reference = result.reference.clone();
     let digest = result
         .image
@@ -244,6 +245,7 @@ async fn assess_result(
         crate::assess::assess(
             &store,
             &inventory,
+            complete,
             &image,
             &opts.policy,
             jiff::Timestamp::now(),
