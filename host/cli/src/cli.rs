@@ -91,6 +91,10 @@ struct AnalyzerFlags {
     /// Do not load the built-in analyzers.
     #[arg(long)]
     no_builtin_analyzers: bool,
+    /// Restrict third-party analyzers to ecosystems and paths no built-in analyzer covers
+    /// (also analyzers.confine_third_party in the configuration).
+    #[arg(long)]
+    confine_analyzers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -278,12 +282,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
     let mut dirs = config.analyzers.dirs.clone();
     dirs.extend(flags.analyzer_dirs.iter().cloned());
-    PipelineSpec::sources(
-        home,
-        !flags.no_builtin_analyzers,
-        flags.analyzers.clone(),
-        &dirs,
-    )
+    Sources {
+        confine: config.analyzers.confine_third_party || flags.confine_analyzers,
+        ..PipelineSpec::sources(
+            home,
+            !flags.no_builtin_analyzers,
+            flags.analyzers.clone(),
+            &dirs,
+        )
+    }
 }
 
 async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Result<ExitCode> {
