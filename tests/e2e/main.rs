@@ -21,6 +21,7 @@ mod registry;
 mod report_formats;
 mod report_snapshots;
 mod sandbox;
+mod security;
 mod service;
 mod service_durability;
 mod service_notify;

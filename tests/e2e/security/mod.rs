@@ -1,0 +1,3 @@
+//! Attacks on the trust line, one module per attacker.
+
+mod analyzers;
