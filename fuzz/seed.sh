@@ -49,6 +49,8 @@ sources() {
         advisory_csaf) find "$feeds/csaf" -type f ;;
         openvex) find "$fixtures/vex" -type f -name '*.json' ;;
         webhook) find "$fixtures/registry-events" -type f -name '*.json' ;;
+        # Each real release file alone is a valid input (the first chunk is os-release).
+        release) find "$here/../analyzers/sdk/testdata/os" -type f ! -name '*.md' ;;
         # Generated below from the fixtures: queries from the query corpus, layers and
         # archives from the image and rootfs fixtures, ignore files from the docs.
         query_* | layer_walk | bulkheadignore) ;;

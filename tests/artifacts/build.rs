@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-const GUESTS: &[&str] = &["bulkhead-guest-hostile"];
+const GUESTS: &[&str] = &["bulkhead-guest-hostile", "bulkhead-guest-liar"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -23,7 +23,7 @@ fn main() {
     // The same hostile guest with code that needs wasi:sockets: the host must refuse it.
     let socket = bulkhead_wasm_build::build_with_features(
         &workspace,
-        GUESTS,
+        &["bulkhead-guest-hostile"],
         &["bulkhead-guest-hostile/socket"],
         "wasm-components-socket",
     );
@@ -35,6 +35,22 @@ fn main() {
         code,
         "pub const HOSTILE_SOCKET: &str = {:?};",
         socket[0].path
+    );
+    // The lying guest declaring its own ecosystem instead of the built-in apk analyzer's.
+    let own = bulkhead_wasm_build::build_with_features(
+        &workspace,
+        &["bulkhead-guest-liar"],
+        &["bulkhead-guest-liar/own-ecosystem"],
+        "wasm-components-liar-own",
+    );
+    let _ = writeln!(
+        code,
+        "/// The lying guest built with its `own-ecosystem` feature: declares ecosystem `liar`."
+    );
+    let _ = writeln!(
+        code,
+        "pub const LIAR_OWN_ECOSYSTEM: &str = {:?};",
+        own[0].path
     );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     std::fs::write(out.join("guests.rs"), code).expect("write guests.rs");

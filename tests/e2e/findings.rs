@@ -259,6 +259,61 @@ fn a_database_without_the_images_distribution_says_so() {
     );
     // Alpine 3.11 is past its end of life.
     assert_eq!(report["os"]["eol"]["reached"], true);
+    // No finding, yet nothing was checked: `unknown`, not `healthy`; a gate fails on it
+    // unless the operator accepts unassessed images.
+    assert!(findings(&report).is_empty());
+    assert_eq!(report["health"], "unknown", "{report:#}");
+    let gate = |extra: &[&str]| {
+        run(bulkhead(home.path())
+            .args(["--quiet", "scan", "-f", "json", "--fail-on", "critical"])
+            .args(extra)
+            .arg(format!(
+                "docker-archive:{}",
+                repo("tests/fixtures/images/alpine-311.tar.gz").display()
+            )))
+    };
+    let out = gate(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--allow-unassessed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gate(&["--allow-unassessed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["health"], "unknown");
+    // SARIF and CycloneDX say it, where findings alone would read as a clean image.
+    let format = |f: &str| {
+        json(&run(bulkhead(home.path())
+            .args(["--quiet", "scan", "-f", f])
+            .arg(format!(
+                "docker-archive:{}",
+                repo("tests/fixtures/images/alpine-311.tar.gz").display()
+            ))))
+    };
+    assert_eq!(
+        format("sarif")["runs"][0]["properties"]["health"],
+        "unknown"
+    );
+    let bom = format("cyclonedx");
+    assert!(
+        bom["metadata"]["component"]["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .any(|p| p["name"] == "bulkhead:scan:health" && p["value"] == "unknown"),
+        "{bom:#}"
+    );
+    // The table says it too.
+    let out = run(bulkhead(home.path()).args(["--quiet", "scan"]).arg(format!(
+        "docker-archive:{}",
+        repo("tests/fixtures/images/alpine-311.tar.gz").display()
+    )));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("health:   UNKNOWN"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

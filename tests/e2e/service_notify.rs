@@ -254,6 +254,13 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
         &repo("demo/advisories/almalinux9"),
         &db,
     );
+    // Alpine 3.11's advisories too, so that alpine:3.11 below is assessed (its findings,
+    // of unknown severity, stay under the threshold): a healthy image.
+    import(
+        &dir.path().join("import-home"),
+        &repo("host/advisories/testdata/alpine/v3.11-main.yaml"),
+        &db,
+    );
     // The first two attempts are refused.
     let receiver = Receiver::start(2);
     let (reg, svc) = start(dir.path(), &db, &receiver);
@@ -379,7 +386,8 @@ fn problems_are_notified_once_signed_and_retried_and_healthy_images_are_not() {
     );
 
     // --- a healthy image: nothing -------------------------------------------------------
-    // alpine 3.11 against an AlmaLinux-only database: no finding.
+    // alpine 3.11, every package checked against Alpine 3.11's advisories, nothing at or
+    // above the threshold.
     push_archive(
         &reg,
         &gunzip(&repo("tests/fixtures/images/alpine-311.tar.gz"), dir.path()),
@@ -429,7 +437,8 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    // A database without any AlmaLinux advisory: the demo image has no finding.
+    // A database without any AlmaLinux advisory: the demo image has no finding, but
+    // nothing of it could be checked either: `unknown`, which is a problem.
     let db = dir.path().join("advisories.db");
     import(
         &dir.path().join("import-home"),
@@ -447,7 +456,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
         "team-a/demo:1",
     );
     let image = scanned_image(&svc, &reader, "team-a/demo");
-    assert_eq!(image["health"], "healthy", "{image}");
+    assert_eq!(image["health"], "unknown", "{image}");
     let id = image["id"].as_i64().expect("image id");
     assert!(
         svc.get_all(&format!("/v1/images/{id}/findings"), &reader)
@@ -463,9 +472,22 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
         "the scan's pull is in the registry log (else this check is blind):\n{}",
         reg.log()
     );
-    assert!(
-        deliveries(&svc, &operator).is_empty(),
-        "healthy: nothing sent"
+    // Not assessed: notified as `image.unknown`, once.
+    let unknown = svc.wait_for(
+        "the image.unknown notification",
+        Duration::from_secs(30),
+        || {
+            let d = deliveries(&svc, &operator);
+            (d.len() == 1 && d[0]["state"] == "delivered").then(|| d[0].clone())
+        },
+    );
+    assert_eq!(unknown["event"]["event"], "image.unknown", "{unknown}");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    verify(&requests[0], NOTIFY_SECRET);
+    assert_eq!(
+        requests[0].json()["health"],
+        json!({"from": null, "to": "unknown"})
     );
 
     // --- new advisories while the service runs ------------------------------------------
@@ -513,7 +535,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     assert_eq!(events[0].reason, "rescan", "newest first: {events:?}");
     assert_eq!(
         events[0].from_health,
-        Some(bulkhead_store::ImageHealth::Healthy)
+        Some(bulkhead_store::ImageHealth::Unknown)
     );
     assert_eq!(events[0].to_health, bulkhead_store::ImageHealth::Unhealthy);
     assert_eq!(events[1].reason, "scan");
@@ -521,19 +543,24 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
     // --- the notification -------------------------------------------------------------
     let delivered = svc.wait_for("the rescan's notification", Duration::from_secs(30), || {
         let d = deliveries(&svc, &operator);
-        (d.len() == 1 && d[0]["state"] == "delivered").then(|| d[0].clone())
+        (d.len() == 2 && d.iter().all(|d| d["state"] == "delivered"))
+            .then(|| {
+                d.into_iter()
+                    .find(|d| d["event"]["event"] != "image.unknown")
+            })
+            .flatten()
     });
     assert_eq!(delivered["attempts"], 1, "{delivered}");
     let requests = receiver.requests();
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    verify(&requests[0], NOTIFY_SECRET);
-    let body = requests[0].json();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    verify(&requests[1], NOTIFY_SECRET);
+    let body = requests[1].json();
     assert_eq!(body["event"], "image.unhealthy", "{body}");
     assert_eq!(body["reason"], "rescan", "{body}");
     assert_eq!(body["image"]["digest"], image["digest"], "{body}");
     assert_eq!(
         body["health"],
-        json!({"from": "healthy", "to": "unhealthy"}),
+        json!({"from": "unknown", "to": "unhealthy"}),
         "{body}"
     );
     // Every critical and high finding is new.
@@ -577,7 +604,7 @@ fn a_new_advisory_database_rescans_stored_inventories_without_pulling() {
         svc.get_json(&format!("/v1/images/{id}"), &reader)["health"],
         "unhealthy"
     );
-    assert_eq!(deliveries(&svc, &operator).len(), 1);
+    assert_eq!(deliveries(&svc, &operator).len(), 2);
     assert_eq!(pulls(&reg), pulls_before);
 }
 

@@ -1,6 +1,7 @@
 //! The command line. Exit codes: 0 the scan succeeded (findings or not), 1 a finding is
-//! at or above `--fail-on`, 2 error, 3 the scan ran but is incomplete (an analyzer failed
-//! or was stopped; the report says which).
+//! at or above `--fail-on` (or, with `--fail-on`, the image's health is `unknown`: part
+//! of it could not be assessed; `--allow-unassessed` accepts that), 2 error, 3 the scan
+//! ran but is incomplete (an analyzer failed or was stopped; the report says which).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -90,6 +91,10 @@ struct AnalyzerFlags {
     /// Do not load the built-in analyzers.
     #[arg(long)]
     no_builtin_analyzers: bool,
+    /// Restrict third-party analyzers to ecosystems and paths no built-in analyzer covers
+    /// (also analyzers.confine_third_party in the configuration).
+    #[arg(long)]
+    confine_analyzers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -157,9 +162,15 @@ struct FindingFlags {
     /// Leave out findings that have no fixed version yet.
     #[arg(long)]
     ignore_unfixed: bool,
-    /// Exit with 1 when a reported finding is at or above this severity.
+    /// Exit with 1 when a reported finding is at or above this severity, or when the
+    /// image could not be fully assessed (health `unknown`; see --allow-unassessed).
     #[arg(long, value_parser = choice::<Severity>(), value_name = "SEVERITY")]
     fail_on: Option<Severity>,
+    /// With --fail-on: pass an image whose health is `unknown` (a release or package type
+    /// no advisory data covers, OS packages without a recognised OS) when nothing that was
+    /// assessed fails. An incomplete scan still exits with 3.
+    #[arg(long, requires = "fail_on")]
+    allow_unassessed: bool,
     /// A finding at or above this severity makes the image unhealthy (overrides
     /// policy.health_threshold; default high).
     #[arg(long, value_parser = choice::<Severity>(), value_name = "SEVERITY")]
@@ -275,12 +286,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
     let mut dirs = config.analyzers.dirs.clone();
     dirs.extend(flags.analyzer_dirs.iter().cloned());
-    PipelineSpec::sources(
-        home,
-        !flags.no_builtin_analyzers,
-        flags.analyzers.clone(),
-        &dirs,
-    )
+    Sources {
+        confine: config.analyzers.confine_third_party || flags.confine_analyzers,
+        ..PipelineSpec::sources(
+            home,
+            !flags.no_builtin_analyzers,
+            flags.analyzers.clone(),
+            &dirs,
+        )
+    }
 }
 
 async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Result<ExitCode> {
@@ -378,6 +392,19 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
             );
             return Ok(ExitCode::from(EXIT_FINDINGS));
         }
+    }
+    // A gate must not pass an image nobody could check; an incomplete scan is said below,
+    // with its own exit code.
+    if let (Some(fail_on), Some(assessment)) = (args.findings.fail_on, &result.assessment)
+        && assessment.health == bulkhead_model::Health::Unknown
+        && result.complete()
+        && !args.findings.allow_unassessed
+    {
+        eprintln!(
+            "{} could not be fully assessed (health unknown; the diagnostics say what was not checked): --fail-on {fail_on} does not pass it; add --allow-unassessed to accept that",
+            bulkhead_scan::text::sanitize(&result.reference)
+        );
+        return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     if !result.complete() {
         for d in result

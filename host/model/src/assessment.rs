@@ -257,12 +257,52 @@ impl Summary {
     }
 }
 
-/// `healthy` when no finding is at or above the health threshold.
+/// The verdict on an image. `healthy` only when every package was checked against
+/// advisory data and no finding is at or above the health threshold; `unknown` when part
+/// of the image could not be assessed (a release or a package type no advisory data
+/// covers, OS packages without a recognised OS, an analyzer that failed) and nothing that
+/// was assessed reaches the threshold: a scan that could not look is not a clean one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Healthy,
     Unhealthy,
+    /// Not everything was assessed, and nothing assessed reaches the threshold.
+    Unknown,
+}
+
+impl Health {
+    /// The one rule: a finding at or above the threshold makes the image unhealthy
+    /// whatever else is missing; else an image not fully assessed is unknown; else healthy.
+    pub fn decide(over_threshold: bool, fully_assessed: bool) -> Health {
+        match (over_threshold, fully_assessed) {
+            (true, _) => Health::Unhealthy,
+            (false, false) => Health::Unknown,
+            (false, true) => Health::Healthy,
+        }
+    }
+
+    /// The word of reports, the service's tables and notifications.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Unknown => "unknown",
+        }
+    }
+}
+
+impl Named for Health {
+    const ALL: &'static [Self] = &[Health::Healthy, Health::Unhealthy, Health::Unknown];
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The distribution release's support status.

@@ -33,6 +33,9 @@ pub struct Report {
     /// Sorted worst first, then by package and id.
     pub findings: Vec<Finding>,
     pub summary: Option<Summary>,
+    /// `healthy`, `unhealthy`, or `unknown` when part of the image was not assessed
+    /// (see `diagnostics`: `db-missing-ecosystem`, `match-unsupported`, `os-missing`, an
+    /// analyzer that failed).
     pub health: Option<Health>,
     /// The severity at or above which a finding makes the image unhealthy.
     pub health_threshold: Option<Severity>,

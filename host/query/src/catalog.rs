@@ -117,7 +117,7 @@ impl Catalog {
                 col(
                     "Health",
                     String,
-                    "healthy, unhealthy, pending, scanning, failed or unsupported",
+                    "healthy, unhealthy, unknown (not fully assessed), pending, scanning, failed or unsupported",
                 ),
                 col("Critical", Long, "number of critical findings"),
                 col("High", Long, "number of high findings"),

@@ -152,11 +152,13 @@ fn main() {
             builtin: false,
             paths: vec![],
             dirs: vec![PathBuf::from(dir)],
+            confine: false,
         },
         None => Sources {
             builtin: true,
             paths: vec![],
             dirs: vec![],
+            confine: false,
         },
     };
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::layers::Selector;
 use crate::sandbox::{Loaded, Sandbox};
 use bulkhead_model::{FileRequest, Origin};
 
@@ -22,12 +23,18 @@ pub struct Sources {
     pub paths: Vec<PathBuf>,
     /// Directories whose `*.wasm` files are loaded (missing directories are fine).
     pub dirs: Vec<PathBuf>,
+    /// Confine third-party analyzers to ecosystems and paths no built-in analyzer covers
+    /// (`analyzers.confine_third_party`, `--confine-analyzers`).
+    pub confine: bool,
 }
 
 /// The loaded analyzers, in a stable order: built-in first, then third-party by path.
 #[derive(Debug)]
 pub struct Registry {
     analyzers: Vec<Arc<Loaded>>,
+    /// When third-party analyzers are confined: the files the built-in analyzers read.
+    /// A package a third-party analyzer reports from one of them is dropped.
+    confined: Option<Selector>,
 }
 
 impl Registry {
@@ -54,6 +61,19 @@ impl Registry {
             let bytes = std::fs::read(&path)
                 .with_context(|| format!("cannot read analyzer {}", path.display()))?;
             let loaded = sandbox.load(&bytes, Origin::Path(path.clone())).await?;
+            if sources.confine
+                && let Some(builtin) = analyzers.iter().find(|a| {
+                    a.origin == Origin::BuiltIn && a.meta.ecosystem == loaded.meta.ecosystem
+                })
+            {
+                bail!(
+                    "{}: analyzer {} declares ecosystem {:?}, which the built-in analyzer {} covers; third-party analyzers are confined to ecosystems and paths no built-in covers (analyzers.confine_third_party / --confine-analyzers)",
+                    path.display(),
+                    loaded.id(),
+                    loaded.meta.ecosystem,
+                    builtin.id()
+                );
+            }
             if let Some(other) = analyzers.iter().find(|a| a.meta.name == loaded.meta.name) {
                 bail!(
                     "{}: analyzer name {:?} is already taken by {} ({}); rename one of them",
@@ -65,11 +85,33 @@ impl Registry {
             }
             analyzers.push(Arc::new(loaded));
         }
-        Ok(Registry { analyzers })
+        let confined = if sources.confine {
+            let builtin = analyzers
+                .iter()
+                .filter(|a| a.origin == Origin::BuiltIn)
+                .flat_map(|a| a.meta.requests.iter());
+            Some(Selector::new(builtin).map_err(|e| {
+                anyhow::anyhow!("a built-in analyzer's file request is invalid: {e}; this is a bug")
+            })?)
+        } else {
+            None
+        };
+        Ok(Registry {
+            analyzers,
+            confined,
+        })
     }
 
     pub fn analyzers(&self) -> &[Arc<Loaded>] {
         &self.analyzers
+    }
+
+    /// With confined third-party analyzers: whether `path` is a file a built-in analyzer
+    /// reads (a third-party analyzer's package from it is dropped). `false` otherwise.
+    pub fn reserved_for_builtin(&self, path: &str) -> bool {
+        self.confined
+            .as_ref()
+            .is_some_and(|s| s.wants(path.trim_start_matches('/')).is_some())
     }
 
     /// Every analyzer's file requests.

@@ -13,6 +13,7 @@
 //!
 //! [analyzers]
 //! dirs = ["/opt/bulkhead/analyzers"]   # third-party modules, besides $BULKHEAD_HOME/analyzers
+//! confine_third_party = false          # true: third-party analyzers only where no built-in reads
 //!
 //! [extract]            # limits for the files given to analyzers, per layer
 //! max_total_bytes = 2147483648
@@ -117,6 +118,10 @@ pub struct RegistriesConfig {
 pub struct AnalyzersConfig {
     /// Directories of third-party `*.wasm` analyzers, besides `$BULKHEAD_HOME/analyzers`.
     pub dirs: Vec<PathBuf>,
+    /// Restrict third-party analyzers to ecosystems and paths no built-in analyzer covers:
+    /// one that declares a built-in's ecosystem is refused at load, and packages it reports
+    /// from a file a built-in reads are dropped with a diagnostic.
+    pub confine_third_party: bool,
 }
 
 impl Config {

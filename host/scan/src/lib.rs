@@ -7,8 +7,9 @@
 //! |---|---|---|
 //! | where the image comes from | [`source`] | host |
 //! | select and safely extract the files analyzers asked for | [`layers`] | host |
+//! | read the release files, decide the OS | [`release`] | host |
 //! | run analyzers under limits; validate what they return | [`sandbox`], [`analyzers`] | **untrusted guests** |
-//! | stack layer inventories into the image inventory | [`merge`] | host |
+//! | stack layer inventories into the image inventory (OS claims checked, packages never shadowed) | [`merge`] | host |
 //! | match against advisories; severity, suppressions, health, recommendations | [`assess`] | host (advisory data is untrusted input) |
 //! | reports | [`report`] | host |
 //!
@@ -30,6 +31,7 @@ pub mod layers;
 pub mod merge;
 pub mod pipeline;
 pub mod purl;
+pub mod release;
 pub mod report;
 #[allow(unsafe_code)] // one audited use: loading .cwasm from the private cache (sandbox/cache.rs)
 pub mod sandbox;

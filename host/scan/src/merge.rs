@@ -5,18 +5,39 @@
 //! (`.wh.status`) or hides (an opaque directory above it) disappears with its packages.
 //! Then its databases: one found again (same analyzer, same file) replaces the earlier one
 //! entirely, because the later file is what the running container sees. Each package keeps
-//! the layer that introduced it. The OS is the one declared by the last layer that declares
-//! one (and whose release file was not deleted since).
+//! the layer that introduced it.
+//!
+//! The OS is decided by the host, not by analyzers: the release files the host read from
+//! each layer are stacked by the same rules (a whiteout removes an earlier file, a later
+//! file replaces an earlier one) and parsed ([`crate::release`]). An analyzer's own OS
+//! claim is compared with the host's OS as of the same layer; one that disagrees is a
+//! diagnostic naming the analyzer and changes nothing.
+//!
+//! Packages cannot shadow packages: databases are keyed by analyzer, so a third-party
+//! analyzer that reports from a file a built-in analyzer reads adds its reading next to
+//! the built-in's, never in its place. When the two disagree on a package's version both
+//! are kept (each is matched, so the vulnerable reading yields its findings) and a
+//! diagnostic names both analyzers.
 
-use bulkhead_model::{Analysis, Inventory, Os, Package};
+use bulkhead_model::{Analysis, Diagnostic, Inventory, Level, Os, Package};
 
 use crate::layers::Whiteouts;
+use crate::release::ReleaseFiles;
 
 /// Everything one layer contributes, in layer order.
 #[derive(Debug, Clone, Default)]
 pub struct LayerInput {
     pub whiteouts: Whiteouts,
+    /// The release files the host read from this layer.
+    pub release: ReleaseFiles,
     pub results: Vec<LayerResult>,
+}
+
+/// The image inventory and what merging had to say (OS claims that were ignored).
+#[derive(Debug, Clone, Default)]
+pub struct Merged {
+    pub inventory: Inventory,
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 /// One analyzer's result for one layer.
@@ -31,6 +52,9 @@ pub struct LayerResult {
     /// The analyzer's name (the merge key) and `name@version` (for the report).
     pub analyzer: String,
     pub analyzer_id: String,
+    /// Built into the binary (trusted to read the databases it declares) rather than
+    /// loaded from a third party.
+    pub builtin: bool,
     pub ecosystem: String,
     pub analysis: Analysis,
 }
@@ -40,22 +64,42 @@ fn same_package(a: &Package, b: &Package) -> bool {
 }
 
 /// Merge layers given in order (within a layer, results in any order).
-pub fn merge(layers: impl IntoIterator<Item = LayerInput>) -> Inventory {
+pub fn merge(layers: impl IntoIterator<Item = LayerInput>) -> Merged {
     // (analyzer, db_path) → packages currently visible from that database.
     let mut dbs: Databases = Vec::new();
+    let mut files = ReleaseFiles::new();
     let mut os: Option<Os> = None;
+    let mut diagnostics = Vec::new();
+    let mut builtin: std::collections::BTreeSet<String> = Default::default();
     for layer in layers {
         if layer.whiteouts != Whiteouts::default() {
             dbs.retain(|((_, db), _)| !layer.whiteouts.hides(db));
-            if os
-                .as_ref()
-                .is_some_and(|o| layer.whiteouts.hides(&o.source_file))
-            {
-                os = None;
-            }
+            files.retain(|path, _| !layer.whiteouts.hides(path));
         }
+        files.extend(layer.release);
+        os = crate::release::detect(&files);
         for r in layer.results {
-            apply(&mut dbs, &mut os, r);
+            if let Some(claim) = &r.analysis.os
+                && !crate::release::agrees(claim, os.as_ref())
+            {
+                diagnostics.push(Diagnostic {
+                    level: Level::Warning,
+                    code: "analyzer-os-ignored".into(),
+                    analyzer: Some(r.analyzer_id.clone()),
+                    layer: Some(r.layer.clone()),
+                    message: format!(
+                        "{} claims the OS is {} ({}), but the image's release files say {}; the claim was ignored: the host decides the OS",
+                        r.analyzer_id,
+                        crate::release::describe(Some(claim)),
+                        claim.source_file,
+                        crate::release::describe(os.as_ref()),
+                    ),
+                });
+            }
+            if r.builtin {
+                builtin.insert(r.analyzer_id.clone());
+            }
+            apply(&mut dbs, r);
         }
     }
     let mut packages: Vec<Package> = dbs.into_iter().flat_map(|(_, v)| v).collect();
@@ -72,16 +116,55 @@ pub fn merge(layers: impl IntoIterator<Item = LayerInput>) -> Inventory {
     for p in &mut packages {
         p.purl = crate::purl::package(p, os.as_ref());
     }
-    Inventory { os, packages }
+    conflicts(&packages, &builtin, &mut diagnostics);
+    Merged {
+        inventory: Inventory { os, packages },
+        diagnostics,
+    }
 }
 
 type Databases = Vec<((String, String), Vec<Package>)>;
 
-/// Apply one analyzer's result for one layer.
-fn apply(dbs: &mut Databases, os: &mut Option<Os>, r: LayerResult) {
-    if r.analysis.os.is_some() {
-        *os = r.analysis.os.clone();
+/// A third-party analyzer's package that a built-in analyzer read from the same database
+/// file with another version: both stay in the inventory (the caller keeps them); say so,
+/// naming both analyzers.
+fn conflicts(
+    packages: &[Package],
+    builtin: &std::collections::BTreeSet<String>,
+    out: &mut Vec<Diagnostic>,
+) {
+    for theirs in packages.iter().filter(|p| !builtin.contains(&p.analyzer)) {
+        let ours = packages.iter().filter(|p| {
+            builtin.contains(&p.analyzer)
+                && p.db_path == theirs.db_path
+                && p.name == theirs.name
+                && (p.arch == theirs.arch || p.arch.is_none() || theirs.arch.is_none())
+        });
+        let versions: Vec<&str> = ours.clone().map(|p| p.version.as_str()).collect();
+        if versions.is_empty() || versions.contains(&theirs.version.as_str()) {
+            continue;
+        }
+        let names: std::collections::BTreeSet<&str> = ours.map(|p| p.analyzer.as_str()).collect();
+        out.push(Diagnostic {
+            level: Level::Warning,
+            code: "analyzer-package-conflict".into(),
+            analyzer: Some(theirs.analyzer.clone()),
+            layer: theirs.layer_diff_id.clone(),
+            message: format!(
+                "{} reports {} {} from {}, where the built-in {} read version {}; both readings are kept and matched",
+                theirs.analyzer,
+                theirs.name,
+                theirs.version,
+                theirs.db_path,
+                names.into_iter().collect::<Vec<_>>().join(", "),
+                versions.join(", "),
+            ),
+        });
     }
+}
+
+/// Apply one analyzer's result for one layer (its OS claim was checked by the caller).
+fn apply(dbs: &mut Databases, r: LayerResult) {
     let mut by_db: Vec<(String, Vec<Package>)> = Vec::new();
     for p in r.analysis.packages {
         let item = Package {
@@ -134,6 +217,7 @@ mod tests {
     fn layer(layer: &str, packages: Vec<Package>) -> LayerInput {
         LayerInput {
             whiteouts: Whiteouts::default(),
+            release: ReleaseFiles::new(),
             results: vec![result(layer, packages)],
         }
     }
@@ -145,6 +229,7 @@ mod tests {
             created_by: None,
             analyzer: "dpkg".into(),
             analyzer_id: "dpkg@0.1.0".into(),
+            builtin: true,
             ecosystem: "deb".into(),
             analysis: Analysis {
                 os: None,
@@ -164,7 +249,8 @@ mod tests {
                 "l3",
                 vec![pkg("a", "2", s), pkg("c", "1", s), pkg("d", "1", s)],
             ),
-        ]);
+        ])
+        .inventory;
         let got: Vec<_> = inv
             .packages
             .iter()
@@ -184,7 +270,8 @@ mod tests {
         let inv = merge([
             layer("l1", vec![pkg("a", "1", "var/lib/dpkg/status")]),
             layer("l2", vec![pkg("b", "1", "var/lib/dpkg/status.d/b")]),
-        ]);
+        ])
+        .inventory;
         assert_eq!(inv.packages.len(), 2);
     }
 
@@ -204,9 +291,11 @@ mod tests {
             ),
             LayerInput {
                 whiteouts: wh(&["var/lib/dpkg/status.d/b"], &[]),
+                release: ReleaseFiles::new(),
                 results: vec![],
             },
-        ]);
+        ])
+        .inventory;
         assert_eq!(
             inv.packages
                 .iter()
@@ -219,9 +308,11 @@ mod tests {
             layer("l1", vec![pkg("a", "1", "var/lib/dpkg/status")]),
             LayerInput {
                 whiteouts: wh(&[], &["var/lib/dpkg"]),
+                release: ReleaseFiles::new(),
                 results: vec![result("l2", vec![pkg("z", "1", "var/lib/dpkg/status")])],
             },
-        ]);
+        ])
+        .inventory;
         assert_eq!(
             inv.packages
                 .iter()
@@ -234,9 +325,137 @@ mod tests {
             layer("l1", vec![pkg("a", "1", "var/lib/dpkg/status")]),
             LayerInput {
                 whiteouts: wh(&["var/lib"], &[]),
+                release: ReleaseFiles::new(),
                 results: vec![],
             },
-        ]);
+        ])
+        .inventory;
         assert!(inv.packages.is_empty());
+    }
+
+    fn release(files: &[(&str, &str)]) -> ReleaseFiles {
+        files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect()
+    }
+
+    fn claiming(layer_name: &str, id: &str, version: &str) -> LayerResult {
+        let mut r = result(layer_name, vec![]);
+        r.analyzer = "liar".into();
+        r.analyzer_id = "liar@1.0.0".into();
+        r.builtin = false;
+        r.analysis.os = Some(Os {
+            id: id.into(),
+            version_id: Some(version.into()),
+            source_file: "etc/os-release".into(),
+            ..Os::default()
+        });
+        r
+    }
+
+    #[test]
+    fn the_host_decides_the_os_and_an_analyzer_claim_is_only_a_diagnostic() {
+        let merged = merge([LayerInput {
+            whiteouts: Whiteouts::default(),
+            release: release(&[("etc/os-release", "ID=alpine\nVERSION_ID=3.12.12\n")]),
+            results: vec![claiming("l1", "alpine", "3.99.0")],
+        }]);
+        let os = merged.inventory.os.expect("the host found an OS");
+        assert_eq!(
+            (os.id.as_str(), os.version_id.as_deref()),
+            ("alpine", Some("3.12.12"))
+        );
+        assert_eq!(merged.diagnostics.len(), 1, "{:?}", merged.diagnostics);
+        let d = &merged.diagnostics[0];
+        assert_eq!(d.code, "analyzer-os-ignored");
+        assert_eq!(d.analyzer.as_deref(), Some("liar@1.0.0"));
+        assert!(d.message.contains("alpine 3.99.0") && d.message.contains("alpine 3.12.12"));
+
+        // A claim without any release file is no OS at all.
+        let merged = merge([LayerInput {
+            whiteouts: Whiteouts::default(),
+            release: ReleaseFiles::new(),
+            results: vec![claiming("l1", "alpine", "3.19.1")],
+        }]);
+        assert_eq!(merged.inventory.os, None);
+        assert_eq!(merged.diagnostics.len(), 1);
+    }
+
+    #[test]
+    fn release_files_follow_the_layer_rules() {
+        let wh = |removed: &[&str]| Whiteouts {
+            removed: removed.iter().map(|s| s.to_string()).collect(),
+            opaque: Default::default(),
+        };
+        let base = LayerInput {
+            whiteouts: Whiteouts::default(),
+            release: release(&[
+                ("etc/os-release", "ID=debian\nVERSION_ID=\"11\"\n"),
+                ("etc/debian_version", "11.9\n"),
+            ]),
+            results: vec![],
+        };
+        // A later layer's os-release replaces the earlier one.
+        let upgrade = LayerInput {
+            whiteouts: Whiteouts::default(),
+            release: release(&[("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n")]),
+            results: vec![],
+        };
+        let os = merge([base.clone(), upgrade]).inventory.os.expect("os");
+        assert_eq!(os.version_id.as_deref(), Some("12"));
+        // A whiteout removes os-release; the older file still standing decides.
+        let deleted = LayerInput {
+            whiteouts: wh(&["etc/os-release"]),
+            release: ReleaseFiles::new(),
+            results: vec![],
+        };
+        let os = merge([base.clone(), deleted]).inventory.os.expect("os");
+        assert_eq!(
+            (os.source_file.as_str(), os.version_id.as_deref()),
+            ("etc/debian_version", Some("11"))
+        );
+        // Deleting `etc` leaves no OS.
+        let gone = LayerInput {
+            whiteouts: wh(&["etc"]),
+            release: ReleaseFiles::new(),
+            results: vec![],
+        };
+        assert_eq!(merge([base, gone]).inventory.os, None);
+    }
+
+    #[test]
+    fn a_third_party_reading_is_added_next_to_the_builtin_one_never_in_its_place() {
+        let db = "lib/apk/db/installed";
+        let mut liar = result("l1", vec![pkg("busybox", "9.9.9-r0", db)]);
+        liar.analyzer = "liar".into();
+        liar.analyzer_id = "liar@1.0.0".into();
+        liar.builtin = false;
+        let merged = merge([LayerInput {
+            whiteouts: Whiteouts::default(),
+            release: ReleaseFiles::new(),
+            results: vec![liar, result("l1", vec![pkg("busybox", "1.36.1-r15", db)])],
+        }]);
+        let got: Vec<_> = merged
+            .inventory
+            .packages
+            .iter()
+            .map(|p| (p.version.as_str(), p.analyzer.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("1.36.1-r15", "dpkg@0.1.0"), ("9.9.9-r0", "liar@1.0.0")]
+        );
+        let d: Vec<_> = merged
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "analyzer-package-conflict")
+            .collect();
+        assert_eq!(d.len(), 1, "{:?}", merged.diagnostics);
+        assert!(
+            d[0].message.contains("liar@1.0.0") && d[0].message.contains("dpkg@0.1.0"),
+            "{}",
+            d[0].message
+        );
     }
 }

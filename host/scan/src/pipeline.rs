@@ -51,6 +51,8 @@ impl PipelineSpec {
             builtin,
             paths,
             dirs: all,
+            // The caller sets it from `analyzers.confine_third_party` (and the CLI flag).
+            confine: false,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! 3. `sandbox`: run every analyzer that has no cached result over the layer's tree, each
 //!    under its limits; store what they found;
 //! 4. `merge`: stack the layer inventories into the image inventory (whiteouts, database
-//!    replacement, the layer that introduced each package);
+//!    replacement, the layer that introduced each package) and the release files the host
+//!    read into the image's OS (analyzers' OS claims are only checked);
 //! 5. `assess`: match the inventory against the advisory database, classify (severity,
 //!    filters, suppressions, health, recommendations, end of life);
 //! 6. `report`: hand the result, with every diagnostic, to the reporters.
@@ -161,13 +162,15 @@ enum Cached {
 
 /// The shape of cached values (the model's `Analysis` and `Diagnostic`): part of every
 /// key, so that entries written by another shape are never misread, only missed.
-const CACHE_FORMAT: &str = "m2";
+const CACHE_FORMAT: &str = "m3";
 
 /// What the cache keeps about a layer regardless of analyzers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LayerRecord {
     whiteouts: Whiteouts,
     diagnostics: Vec<Diagnostic>,
+    /// The release files the host read from the layer (it decides the OS from them).
+    release: crate::release::ReleaseFiles,
 }
 
 /// Scan `source` with every analyzer of `registry`.
@@ -178,8 +181,10 @@ pub async fn scan(
     opts: &ScanOptions,
 ) -> Result<ScanResult> {
     let started = Instant::now();
+    // The host's own requests (release files) next to the analyzers'.
+    let host_requests = crate::release::requests();
     let selector = Arc::new(
-        Selector::new(registry.requests())
+        Selector::new(registry.requests().chain(host_requests.iter()))
             .map_err(|e| anyhow::anyhow!("an analyzer's file request is invalid: {e}"))?,
     );
     let mut result = match source {
@@ -229,6 +234,7 @@ async fn assess_result(
         return Ok(());
     }
     let inventory = result.inventory.clone();
+    let complete = result.complete();
     let reference = result.reference.clone();
     let digest = result
         .image
@@ -244,6 +250,7 @@ async fn assess_result(
         crate::assess::assess(
             &store,
             &inventory,
+            complete,
             &image,
             &opts.policy,
             jiff::Timestamp::now(),
@@ -274,6 +281,7 @@ async fn scan_dir(
     .await
     .context("the extraction task failed")?;
     let tree = tree?;
+    let release = crate::release::read_tree(tree.path());
     let layer = LayerMeta {
         name: name.clone(),
         digest: None,
@@ -287,13 +295,18 @@ async fn scan_dir(
         }
     }
     drop(tree);
+    let mut inputs = [LayerInput {
+        whiteouts: Whiteouts::default(),
+        release,
+        results,
+    }];
+    confine(registry, &mut inputs, &mut diagnostics);
+    let merged = crate::merge::merge(inputs);
+    diagnostics.extend(merged.diagnostics);
     Ok(ScanResult {
         reference: name,
         image: None,
-        inventory: crate::merge::merge([LayerInput {
-            whiteouts: Whiteouts::default(),
-            results,
-        }]),
+        inventory: merged.inventory,
         diagnostics,
         analyzers: registry.analyzers().iter().map(|a| a.id()).collect(),
         stats: Stats {
@@ -371,9 +384,12 @@ async fn scan_image(
         stats.compressed_bytes += output.compressed_bytes;
         stats.uncompressed_bytes += output.uncompressed_bytes;
     }
+    confine(registry, &mut inputs, &mut diagnostics);
+    let merged = crate::merge::merge(inputs);
+    diagnostics.extend(merged.diagnostics);
     Ok(ScanResult {
         reference: source.to_string(),
-        inventory: crate::merge::merge(inputs),
+        inventory: merged.inventory,
         image: Some(image),
         diagnostics,
         analyzers: registry.analyzers().iter().map(|a| a.id()).collect(),
@@ -446,8 +462,10 @@ impl LayerContext {
 
         let mut fresh: Vec<(Arc<Loaded>, Outcome)> = Vec::new();
         let whiteouts;
+        let release;
         if let (Some(record), true) = (&record, missing.is_empty()) {
             whiteouts = record.whiteouts.clone();
+            release = record.release.clone();
             output.diagnostics.extend(record.diagnostics.clone());
         } else {
             output.downloaded = true;
@@ -483,10 +501,12 @@ impl LayerContext {
             output.compressed_bytes = files.compressed_bytes;
             output.uncompressed_bytes = files.uncompressed_bytes;
             whiteouts = files.whiteouts.clone();
+            release = crate::release::read_tree(files.tree.path());
             if let Some(c) = &cache {
                 let record = LayerRecord {
                     whiteouts: whiteouts.clone(),
                     diagnostics: diags.clone(),
+                    release: release.clone(),
                 };
                 if let Err(e) = c.put(&record_key, &record) {
                     tracing::warn!("cannot write the layer cache: {e}");
@@ -533,6 +553,7 @@ impl LayerContext {
             }
         }
         output.input.whiteouts = whiteouts;
+        output.input.release = release;
         Ok(output)
     }
 }
@@ -550,6 +571,10 @@ fn requests_fingerprint(registry: &Registry) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(WIT_VERSIONS[0].as_bytes());
+    // The host's own requests are part of what a layer's extraction holds.
+    for r in crate::release::requests() {
+        h.update(format!("host/{:?}/{}", r.pattern, r.max_size).as_bytes());
+    }
     for a in registry.analyzers() {
         h.update(a.id().as_bytes());
         for r in &a.meta.requests {
@@ -591,8 +616,41 @@ fn layer_result(analyzer: &Loaded, layer: &LayerMeta, analysis: Analysis) -> Lay
         created_by: layer.created_by.clone(),
         analyzer: analyzer.meta.name.clone(),
         analyzer_id: analyzer.id(),
+        builtin: analyzer.origin == bulkhead_model::Origin::BuiltIn,
         ecosystem: analyzer.meta.ecosystem.clone(),
         analysis,
+    }
+}
+
+/// With third-party analyzers confined (`analyzers.confine_third_party`): drop the packages
+/// they report from files a built-in analyzer reads, with a diagnostic naming them.
+fn confine(registry: &Registry, inputs: &mut [LayerInput], diagnostics: &mut Vec<Diagnostic>) {
+    for r in inputs
+        .iter_mut()
+        .flat_map(|i| i.results.iter_mut())
+        .filter(|r| !r.builtin)
+    {
+        let mut paths = std::collections::BTreeSet::new();
+        r.analysis.packages.retain(|p| {
+            let reserved = registry.reserved_for_builtin(&p.db_path);
+            if reserved {
+                paths.insert(p.db_path.clone());
+            }
+            !reserved
+        });
+        if !paths.is_empty() {
+            diagnostics.push(Diagnostic {
+                level: Level::Warning,
+                code: "analyzer-confined".into(),
+                analyzer: Some(r.analyzer_id.clone()),
+                layer: Some(r.layer.clone()),
+                message: format!(
+                    "{} reported packages from {}, which a built-in analyzer reads; they were dropped: third-party analyzers are confined to paths no built-in analyzer covers (analyzers.confine_third_party)",
+                    r.analyzer_id,
+                    paths.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
     }
 }
 

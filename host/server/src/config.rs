@@ -978,6 +978,7 @@ impl ServeConfig {
             cache: s.cache,
             analyzers: AnalyzersConfig {
                 dirs: s.analyzers.dirs.iter().map(|d| resolve(d)).collect(),
+                confine_third_party: s.analyzers.confine_third_party,
             },
             registry_limits: s.registry_limits,
         };

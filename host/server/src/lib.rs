@@ -181,7 +181,10 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
         home,
         PipelineSpec {
             sandbox: config.scan.sandbox.clone(),
-            analyzers: PipelineSpec::sources(home, true, Vec::new(), &config.scan.analyzers.dirs),
+            analyzers: bulkhead_scan::analyzers::Sources {
+                confine: config.scan.analyzers.confine_third_party,
+                ..PipelineSpec::sources(home, true, Vec::new(), &config.scan.analyzers.dirs)
+            },
             extract: config.scan.extract.clone(),
             layers: config.scan.layers.clone(),
             cache_max_bytes: Some(config.scan.cache.max_bytes),

@@ -178,14 +178,11 @@ impl Metrics {
         }
         self.jobs_ready.set(stats.jobs_ready);
         for (health, n) in &stats.images {
-            let words = [
-                "healthy",
-                "unhealthy",
-                "pending",
-                "scanning",
-                "failed",
-                "unsupported",
-            ];
+            // The store's own words (`unknown` included): one definition of image health.
+            let words: Vec<&'static str> = bulkhead_store::ImageHealth::ALL
+                .iter()
+                .map(|h| h.as_str())
+                .collect();
             if let Some(h) = known(health, &words) {
                 self.images.get_or_create(&[("health", h)]).set(*n);
             }

@@ -68,7 +68,7 @@ pub fn retry_delay(config: &NotificationsConfig, attempts: i64) -> Duration {
 }
 
 /// The event type for `X-Bulkhead-Event`: the body's `event` (`image.unhealthy`,
-/// `image.new_findings`); `unknown` when the body has none or an odd one (it must be a
+/// `image.unknown`, `image.new_findings`); `unknown` when the body has none or an odd one (it must be a
 /// valid header value).
 fn event_type(body: &str) -> String {
     #[derive(serde::Deserialize)]

@@ -185,6 +185,7 @@ fn reassess(
     let (assessment, diagnostics) = bulkhead_scan::assess::assess(
         db,
         &inventory,
+        report.complete,
         &image,
         &options.policy,
         jiff::Timestamp::now(),

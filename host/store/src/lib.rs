@@ -152,6 +152,10 @@ text_enum! {
     ImageHealth {
         Healthy = "healthy",
         Unhealthy = "unhealthy",
+        /// Scanned, but part of it could not be assessed (a release or package type no
+        /// advisory data covers, an analyzer that failed) and nothing assessed reaches
+        /// the threshold: not a pass.
+        Unknown = "unknown",
         /// Known (pushed), not scanned yet.
         Pending = "pending",
         /// Its first scan is running.
@@ -168,6 +172,7 @@ impl From<bulkhead_model::Health> for ImageHealth {
         match h {
             bulkhead_model::Health::Healthy => ImageHealth::Healthy,
             bulkhead_model::Health::Unhealthy => ImageHealth::Unhealthy,
+            bulkhead_model::Health::Unknown => ImageHealth::Unknown,
         }
     }
 }
@@ -550,7 +555,8 @@ pub struct HealthEvent {
 /// `deliveries.event`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NotificationEvent {
-    /// `image.unhealthy` or `image.new_findings`; also sent as `X-Bulkhead-Event`.
+    /// `image.unhealthy`, `image.unknown` (it could not be fully assessed) or
+    /// `image.new_findings`; also sent as `X-Bulkhead-Event`.
     pub event: String,
     /// When it happened (RFC 3339).
     pub at: String,
@@ -596,7 +602,7 @@ pub struct Delivery {
     /// The JSON event:
     ///
     /// ```json
-    /// {"event": "image.unhealthy",            // or "image.new_findings"
+    /// {"event": "image.unhealthy",            // or "image.unknown", "image.new_findings"
     ///  "at": "2024-05-01T12:00:00.000Z",
     ///  "tenant": "team-a",
     ///  "image": {"id": 7, "registry": "main", "repository": "team-a/web",

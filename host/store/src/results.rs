@@ -326,16 +326,19 @@ async fn record(
         .await?;
     }
 
-    // Notify problems only: the image became unhealthy, or an unhealthy image that was
-    // scanned before has a new critical/high finding. Nothing for a healthy image, even
-    // with a high finding under a `critical` health threshold.
+    // Notify problems only: the image became unhealthy, or became unknown (it could not
+    // be assessed: never a silent pass), or an unhealthy image that was scanned before
+    // has a new critical/high finding. Nothing for a healthy image, even with a high
+    // finding under a `critical` health threshold.
     let became_unhealthy =
         health == ImageHealth::Unhealthy && previous_health != Some(ImageHealth::Unhealthy);
+    let became_unknown =
+        health == ImageHealth::Unknown && previous_health != Some(ImageHealth::Unknown);
     let worse = health == ImageHealth::Unhealthy
         && previous_report.is_some()
         && !new_problem_findings.is_empty();
     let mut notified = false;
-    if (became_unhealthy || worse)
+    if (became_unhealthy || became_unknown || worse)
         && let Some(target) = tx
             .query_opt(
                 "SELECT url FROM notification_targets WHERE tenant_id = $1",
@@ -347,6 +350,8 @@ async fn record(
         let body = crate::NotificationEvent {
             event: if became_unhealthy {
                 "image.unhealthy"
+            } else if became_unknown {
+                "image.unknown"
             } else {
                 "image.new_findings"
             }

@@ -87,6 +87,7 @@ both!(
     assessment_rows,
     first_seen_and_new_findings,
     events_and_notifications_only_for_problems,
+    an_unassessed_image_is_unknown_and_notified,
     deliveries,
     tenant_isolation,
     pagination_and_filters,
@@ -1408,6 +1409,97 @@ async fn events_and_notifications_only_for_problems(kind: StoreKind) {
     assert_eq!(
         count(store, "SELECT COUNT(*) FROM deliveries", &[]).await,
         1
+    );
+}
+
+/// The report with health `unknown`: nothing assessed reaches the threshold, but part of
+/// the image could not be assessed (what `bulkhead scan` says of a release no feed covers).
+fn unknown(r: &Json) -> Json {
+    let mut r = healthy(r);
+    r["health"] = json!("unknown");
+    r
+}
+
+async fn an_unassessed_image_is_unknown_and_notified(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
+    let store = &env.store;
+    let [t] = tenants(store, &[("a", "a", true)]).await[..] else {
+        unreachable!()
+    };
+    let r = report();
+    // A first scan that could not assess the image: a problem, notified as such.
+    let (_, c) = scan(store, t, "a/app", "sha256:aa", &unknown(&r), T0).await;
+    assert_eq!((c.previous_health, c.health), (None, ImageHealth::Unknown));
+    assert!(c.health_event && c.notified);
+    let image = c.image_id;
+    // It stays unknown: nothing new.
+    let c = store
+        .update_assessment(image, &typed(&unknown(&r)), T0 + 1)
+        .await
+        .expect("rescan");
+    assert!(!c.health_event && !c.notified);
+    // Assessed and clean: good news is not notified.
+    let c = store
+        .update_assessment(image, &typed(&healthy(&r)), T0 + 2)
+        .await
+        .expect("rescan");
+    assert_eq!(c.health, ImageHealth::Healthy);
+    assert!(c.health_event && !c.notified);
+    // Healthy → unknown (new data no longer covers it): notified again.
+    let c = store
+        .update_assessment(image, &typed(&unknown(&r)), T0 + 3)
+        .await
+        .expect("rescan");
+    assert_eq!(
+        (c.previous_health, c.health),
+        (Some(ImageHealth::Healthy), ImageHealth::Unknown)
+    );
+    assert!(c.health_event && c.notified);
+    let events: Vec<String> = store
+        .deliveries(t, &all())
+        .await
+        .expect("deliveries")
+        .items
+        .iter()
+        .map(|d| {
+            let body: Json = serde_json::from_str(&d.event).expect("event json");
+            assert_eq!(body["health"]["to"], "unknown", "{body}");
+            body["event"].as_str().expect("event").to_string()
+        })
+        .collect();
+    assert_eq!(events, ["image.unknown", "image.unknown"]);
+    // The image's health and the health events say `unknown`, and it can be listed by it.
+    let unknown_images = store
+        .images(
+            t,
+            &bulkhead_store::ImageFilter {
+                health: Some(ImageHealth::Unknown),
+                ..Default::default()
+            },
+            &all(),
+        )
+        .await
+        .expect("images");
+    assert_eq!(unknown_images.items.len(), 1);
+    assert_eq!(unknown_images.items[0].health, ImageHealth::Unknown);
+    let mut to: Vec<ImageHealth> = store
+        .health_events(t, None, &all())
+        .await
+        .expect("events")
+        .items
+        .iter()
+        .map(|e| e.to_health)
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            ImageHealth::Healthy,
+            ImageHealth::Unknown,
+            ImageHealth::Unknown
+        ]
     );
 }
 

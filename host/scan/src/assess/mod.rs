@@ -10,6 +10,11 @@
 //! 4. summary, health against the threshold, recommendations (per package, the smallest
 //!    version that fixes all its fixable findings), end-of-life ([`eol`]).
 //!
+//! Health is `healthy` only when every package was checked against advisory data and the
+//! inventory is complete; a package that could not be checked (its type or release has no
+//! data, OS packages without a recognised OS) or an incomplete inventory makes it
+//! `unknown` unless a finding already makes it `unhealthy` ([`Health::decide`]).
+//!
 //! Advisory data is untrusted input too: a version that does not parse skips that entry
 //! with a diagnostic, never the scan.
 
@@ -112,16 +117,18 @@ fn summarise_warnings(warnings: Vec<String>, out: &mut Vec<Diagnostic>) {
 }
 
 /// Match and classify, against one consistent state of the database. `now` decides
-/// expiries and end of life.
+/// expiries and end of life. `complete` says whether the inventory is whole (no analyzer
+/// failed): an incomplete one cannot be `healthy`.
 pub fn assess(
     store: &Store,
     inventory: &Inventory,
+    complete: bool,
     image: &ImageIdentity,
     policy: &Policy,
     now: jiff::Timestamp,
 ) -> Result<(Assessment, Vec<Diagnostic>)> {
     store
-        .snapshot(|| assess_in_snapshot(store, inventory, image, policy, now))
+        .snapshot(|| assess_in_snapshot(store, inventory, complete, image, policy, now))
         .with_context(|| {
             format!(
                 "cannot read the advisory database {}",
@@ -133,12 +140,16 @@ pub fn assess(
 fn assess_in_snapshot(
     store: &Store,
     inventory: &Inventory,
+    complete: bool,
     image: &ImageIdentity,
     policy: &Policy,
     now: jiff::Timestamp,
 ) -> Result<(Assessment, Vec<Diagnostic>)> {
     let mut diagnostics = Vec::new();
     let os = inventory.os.as_ref();
+    // Packages that could not be checked against any advisory data: any makes the
+    // verdict `unknown` rather than `healthy`.
+    let mut unchecked = 0usize;
 
     let mut unsupported: BTreeMap<String, usize> = BTreeMap::new();
     for p in &inventory.packages {
@@ -147,6 +158,7 @@ fn assess_in_snapshot(
         }
     }
     for (ecosystem, n) in unsupported {
+        unchecked += n;
         diagnostics.push(Diagnostic::warning("match-unsupported", format!(
                 "{n} packages of type {ecosystem:?} were not matched: no advisory ecosystem is known for it"
             )));
@@ -155,6 +167,30 @@ fn assess_in_snapshot(
     // An ecosystem the database does not cover would silently look clean: say so.
     let ecosystem_of =
         |p: &Package| adv::PackageKind::of(&p.ecosystem).and_then(|k| adv::ecosystem_for(os, k));
+    // A known package type with no advisory ecosystem: distribution packages in an image
+    // whose release was not recognised (or that no feed format names).
+    let no_ecosystem = inventory
+        .packages
+        .iter()
+        .filter(|p| adv::PackageKind::of(&p.ecosystem).is_some() && ecosystem_of(p).is_none())
+        .count();
+    if no_ecosystem > 0 {
+        unchecked += no_ecosystem;
+        diagnostics.push(Diagnostic::warning(
+            "os-missing",
+            format!(
+                "{no_ecosystem} distribution packages could not be checked: {}; the image's health is unknown",
+                match os {
+                    None => "no release file (os-release, lsb-release, alpine-release, debian_version, redhat-release) was found".to_string(),
+                    Some(o) => format!(
+                        "no advisory ecosystem is known for {} {}",
+                        o.id,
+                        o.version_id.as_deref().unwrap_or("(no version)")
+                    ),
+                }
+            ),
+        ));
+    }
     let ecosystems: BTreeSet<String> = inventory.packages.iter().filter_map(ecosystem_of).collect();
     for e in &ecosystems {
         if !store.has_ecosystem(e).with_context(|| {
@@ -168,6 +204,7 @@ fn assess_in_snapshot(
                 .iter()
                 .filter(|p| ecosystem_of(p).as_deref() == Some(e))
                 .count();
+            unchecked += n;
             diagnostics.push(Diagnostic::warning("db-missing-ecosystem", format!(
                     "the advisory database has no advisories for {e}: {n} packages could not be checked; import or update a feed that covers {e} (`bulkhead db update`)"
                 )));
@@ -222,14 +259,12 @@ fn assess_in_snapshot(
         }
     }
     // `Unknown` is the lowest severity: it decides health only with threshold `unknown`.
-    let health = if findings
-        .iter()
-        .any(|f| f.severity >= policy.health_threshold)
-    {
-        Health::Unhealthy
-    } else {
-        Health::Healthy
-    };
+    let health = Health::decide(
+        findings
+            .iter()
+            .any(|f| f.severity >= policy.health_threshold),
+        complete && unchecked == 0,
+    );
 
     let today = now
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)

@@ -148,6 +148,14 @@ pub fn bom(report: &Report, serial: &str, timestamp: &str) -> Value {
         subject["purl"] = json!(p);
     }
     let mut subject_props = vec![prop("bulkhead:scan:complete", &report.complete.to_string())];
+    // Only when the verdict is `unknown`, like `bulkhead:scan:matched`: an empty
+    // vulnerability list must not read as a clean image when part of it was not assessed.
+    if report.health == Some(bulkhead_model::Health::Unknown) {
+        subject_props.push(prop(
+            "bulkhead:scan:health",
+            bulkhead_model::Health::Unknown.as_str(),
+        ));
+    }
     if let Some(p) = &report.image.platform {
         subject_props.push(prop("bulkhead:image:platform", p));
     }

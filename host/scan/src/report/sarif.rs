@@ -98,6 +98,11 @@ pub fn log(report: &Report) -> Value {
     if let Some(p) = &report.image.platform {
         run_properties["platform"] = json!(p);
     }
+    // Only when the verdict is `unknown`: results alone would read as a clean image
+    // (healthy and unhealthy follow from the results and the threshold).
+    if report.health == Some(bulkhead_model::Health::Unknown) {
+        run_properties["health"] = json!(bulkhead_model::Health::Unknown.as_str());
+    }
     if let Some(os) = &report.os {
         run_properties["os"] = json!(match &os.version_id {
             Some(v) => format!("{} {v}", os.id),

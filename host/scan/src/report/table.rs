@@ -84,6 +84,12 @@ pub fn write(report: &Report, style: TableStyle, out: &mut dyn Write) -> std::io
             let health_word = match health {
                 Health::Healthy => "HEALTHY".to_string(),
                 Health::Unhealthy => colour(style, Severity::Critical, "UNHEALTHY"),
+                // Not a pass: part of the image was not assessed (the diagnostics say what).
+                Health::Unknown => colour(
+                    style,
+                    Severity::High,
+                    "UNKNOWN (not fully assessed: see diagnostics)",
+                ),
             };
             let threshold = report
                 .health_threshold
