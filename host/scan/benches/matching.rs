@@ -208,8 +208,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Worst case: every package at a version below every fix, so nearly every entry is a
     // finding to classify.
     let (ms, found) = best_of(&mut || {
-        let (a, _) = assess(&store, &rpm, &image, &policy, now)?;
-        let (b, _) = assess(&store, &language, &image, &policy, now)?;
+        let (a, _) = assess(&store, &rpm, true, &image, &policy, now)?;
+        let (b, _) = assess(&store, &language, true, &image, &policy, now)?;
         Ok(a.findings.len() + b.findings.len())
     })?;
     println!(
@@ -236,8 +236,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rpm_high = high(&rpm, "99:99999-1.el9");
     let language_high = high(&language, "99999.0.0");
     let (ms_clean, found_clean) = best_of(&mut || {
-        let (a, _) = assess(&store, &rpm_high, &image, &policy, now)?;
-        let (b, _) = assess(&store, &language_high, &image, &policy, now)?;
+        let (a, _) = assess(&store, &rpm_high, true, &image, &policy, now)?;
+        let (b, _) = assess(&store, &language_high, true, &image, &policy, now)?;
         Ok(a.findings.len() + b.findings.len())
     })?;
     println!(

@@ -2020,13 +2020,14 @@ owns = [{ registry = "local", prefix = "team-b" }]
         let config =
             ServeConfig::parse(&dir.path().join("serve.toml"), text, &env).expect("config");
         crate::sync_tenants(&store, &config).await.expect("sync");
+        let limits = Arc::new(crate::limits::Limits::new(&config));
         let state = AppState {
             store,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             wake: Arc::new(Notify::new()),
             db_path: dir.path().join("advisories.db"),
-            limits: Arc::new(crate::limits::Limits::new(&config)),
+            limits,
         };
         let router = router(state.clone());
         (dir, state, router)
