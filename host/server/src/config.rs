@@ -1215,7 +1215,7 @@ time_ms = 5000
         ));
         assert!(e.contains("overlaps") && e.contains("tenant a"), "{e}");
         let e = error_of(&format!(
-            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h\"\n\
+            "{sqlite}[[registries]]\nname = \"r\"\nurl = \"https://h.example\"\n\
              [[tenants]]\nname = \"a\"\nowns = [{{ registry = \"r\", prefix = \"\" }}]\n\
              [[tenants]]\nname = \"b\"\nowns = [{{ registry = \"r\", prefix = \"team-b/app\" }}]\n"
         ));

@@ -228,12 +228,22 @@ fn slow_clients_are_cut_off_and_others_still_answered() {
         .expect("timeout");
     let mut first = [0u8; 1];
     let early = waiting.read(&mut first);
+    // On a loaded machine opening the 400 can take longer than the header timeout, and
+    // then the first of them are closed (places free up) before this read: being served is
+    // a failure only if it came before any silent connection could have been closed.
+    let answered_after = idle_since.elapsed();
     assert!(
-        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
-        "a connection past max_connections was served while the others were open: {early:?}"
+        matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
+            || answered_after >= Duration::from_millis(1900),
+        "a connection past max_connections was served after {answered_after:?}, while the \
+         others were open (header timeout 2 s): {early:?}"
     );
     // … until the header timeout closes the silent ones; then it is answered.
-    let text = ended(&mut waiting, idle_since, CUT_OFF, "waiting connection");
+    let read_early = match &early {
+        Ok(n) => String::from_utf8_lossy(&first[..*n]).into_owned(),
+        Err(_) => String::new(),
+    };
+    let text = read_early + &ended(&mut waiting, idle_since, CUT_OFF, "waiting connection");
     assert_eq!(status(&text), Some(200), "{text}");
     for (i, s) in idle.iter_mut().enumerate() {
         ended(s, idle_since, CUT_OFF, &format!("silent connection {i}"));
