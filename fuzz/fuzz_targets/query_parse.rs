@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             tenant_id: 42,
             now_ms: 1_794_268_800_000,
             row_cap: 1000,
+            max_value_bytes: Some(1 << 20),
         };
         match compile(&text, catalog(), &opts) {
             Err(e) => {
