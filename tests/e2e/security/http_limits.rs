@@ -32,6 +32,17 @@ fn send(s: &mut TcpStream, bytes: &[u8]) {
     s.flush().expect("flush");
 }
 
+/// `n` connections, each sent the start of a request (`head(i)`) and then left as it is.
+fn connections(svc: &ServiceHarness, n: usize, head: impl Fn(usize) -> String) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let mut s = connect(svc);
+            send(&mut s, head(i).as_bytes());
+            s
+        })
+        .collect()
+}
+
 /// Waits until the service ends the connection (EOF or reset), within `within` of `since`;
 /// what it sent before. Panics if the connection is still open then.
 fn ended(s: &mut TcpStream, since: Instant, within: Duration, what: &str) -> String {
@@ -76,48 +87,25 @@ fn slow_clients_are_cut_off_and_others_still_answered() {
     let opened = Instant::now();
 
     // 300 connections that send part of a request head and stop.
-    let mut heads: Vec<TcpStream> = (0..300)
-        .map(|i| {
-            let mut s = connect(&svc);
-            send(
-                &mut s,
-                format!("GET /v1/images HTTP/1.1\r\nHost: {addr}\r\nX-Slow-{i}: ").as_bytes(),
-            );
-            s
-        })
-        .collect();
+    let mut heads: Vec<TcpStream> = connections(&svc, 300, |i| {
+        format!("GET /v1/images HTTP/1.1\r\nHost: {addr}\r\nX-Slow-{i}: ")
+    });
     // 40 authenticated queries whose body stops after a few bytes.
-    let bodies: Vec<TcpStream> = (0..40)
-        .map(|_| {
-            let mut s = connect(&svc);
-            send(
-                &mut s,
-                format!(
-                    "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-                     Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"query\": \""
-                )
-                .as_bytes(),
-            );
-            s
-        })
-        .collect();
+    let bodies: Vec<TcpStream> = connections(&svc, 40, |_| {
+        format!(
+            "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"query\": \""
+        )
+    });
     // 20 webhook deliveries without the secret, announcing a body they never send: the
     // secret is checked before the body is read, so they are answered 401 at once.
-    let mut hooks: Vec<TcpStream> = (0..20)
-        .map(|_| {
-            let mut s = connect(&svc);
-            send(
-                &mut s,
-                format!(
-                    "POST /v1/webhooks/registry HTTP/1.1\r\nHost: {addr}\r\n\
-                     Authorization: Bearer not-the-secret\r\nContent-Type: application/json\r\n\
-                     Content-Length: 1000000\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            s
-        })
-        .collect();
+    let mut hooks: Vec<TcpStream> = connections(&svc, 20, |_| {
+        format!(
+            "POST /v1/webhooks/registry HTTP/1.1\r\nHost: {addr}\r\n\
+                 Authorization: Bearer not-the-secret\r\nContent-Type: application/json\r\n\
+                 Content-Length: 1000000\r\n\r\n"
+        )
+    });
     // 10 bodies dripped a byte a second: never a pause long enough for the body timeout,
     // so the whole-request timeout must end them.
     let drips: Vec<_> = (0..10)
@@ -183,20 +171,12 @@ fn slow_clients_are_cut_off_and_others_still_answered() {
 
     // The in-flight cap: 100 requests held in their bodies fill it; the next request is
     // refused at once with Retry-After (not queued behind them) …
-    let held: Vec<TcpStream> = (0..100)
-        .map(|_| {
-            let mut s = connect(&svc);
-            send(
-                &mut s,
-                format!(
-                    "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-                     Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
-                )
-                .as_bytes(),
-            );
-            s
-        })
-        .collect();
+    let held: Vec<TcpStream> = connections(&svc, 100, |_| {
+        format!(
+            "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        )
+    });
     thread::sleep(Duration::from_millis(500));
     let refused = svc.get("/v1/images", Some(&token));
     assert_eq!(refused.status, 503, "{}", refused.text());
