@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, ServiceStore, free_port};
 use bulkhead_test_artifacts::{StoreKind, both, require_tools};
 use serde_json::{Value, json};
@@ -290,8 +290,7 @@ fn run(store: ServiceStore) {
     );
 
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let reg = Registry::start_with(Options {
         auth: Auth::None,
         notifications: Some(hook),

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
 use bulkhead_test_artifacts::skopeo::{self, PushOptions};
 use bulkhead_test_artifacts::{StoreKind, both, http, images, require_tools};
@@ -91,8 +91,7 @@ fn pushes_are_scanned_once_and_results_are_tenant_scoped(kind: StoreKind) {
     let db = demo_db(dir.path());
 
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let reg = Registry::start_with(Options {
         auth: Auth::None,
         notifications: Some(hook),

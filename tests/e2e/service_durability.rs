@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bulkhead_test_artifacts::images::{self, Compression, Image, Layer, LayerTar, Platform};
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::service::{
     BlobGate, ServiceHarness, ServiceOptions, ServiceStore, free_port,
 };
@@ -78,8 +78,7 @@ impl Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = demo_db(dir.path());
         let port = free_port();
-        let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-            .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+        let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
         let reg = Registry::start_with(Options {
             auth: Auth::None,
             notifications: Some(hook),
@@ -532,8 +531,7 @@ fn reconcile_lists_a_registry_with_token_authentication() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = demo_db(dir.path());
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let mut reg = Registry::start_with(Options {
         auth: Auth::token(USER, PASS, &[]),
         notifications: Some(hook),

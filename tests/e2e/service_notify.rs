@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::require_tools;
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
 use hmac::{Hmac, Mac};
@@ -209,8 +209,7 @@ fn verify(r: &Received, secret: &str) {
 /// to `receiver`; tenant `b` owns `team-b` and has no notification target.
 fn start(dir: &Path, db: &Path, receiver: &Receiver) -> (Registry, ServiceHarness) {
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let reg = Registry::start_with(Options {
         auth: Auth::None,
         notifications: Some(hook),

@@ -212,6 +212,13 @@ impl ServiceHarness {
         format!("http://127.0.0.1:{port}/v1/webhooks/registry")
     }
 
+    /// A registry's notifications to the service that will listen on `port`, signed with
+    /// the registry's webhook `secret` (the `Authorization` header docker-registry sends).
+    pub fn notifications_for(port: u16, secret: &str) -> crate::registry::Notifications {
+        crate::registry::Notifications::new(&ServiceHarness::webhook_url_for(port))
+            .header("Authorization", &format!("Bearer {secret}"))
+    }
+
     /// Starts `bin serve` with `options`; panics (with the log) if it does not come up.
     pub fn start(bin: &Path, options: ServiceOptions) -> ServiceHarness {
         ServiceHarness::try_start(bin, options)

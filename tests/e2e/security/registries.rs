@@ -16,7 +16,7 @@ use bulkhead_scan::source::{
     self, BlobSource, Image, RegistryLimits, ResolveOptions, Source, SourceError,
 };
 use bulkhead_test_artifacts::hostile_registry::{Behaviour, HostileRegistry, Recorded};
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
 use bulkhead_test_artifacts::{http, require, require_tools};
 use serde_json::json;
@@ -519,8 +519,7 @@ fn the_service_keeps_scanning_an_honest_registry_while_others_attack() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = demo_db(dir.path());
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let honest = Registry::start_with(Options {
         auth: Auth::None,
         notifications: Some(hook),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bulkhead_test_artifacts::registry::{self, Auth, Notifications, Options, Registry};
+use bulkhead_test_artifacts::registry::{self, Auth, Options, Registry};
 use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions, free_port};
 use bulkhead_test_artifacts::{StoreKind, both, require_tools};
 use serde_json::{Value, json};
@@ -28,8 +28,7 @@ fn service(
     }
     let store = kind.store()?;
     let port = free_port();
-    let hook = Notifications::new(&ServiceHarness::webhook_url_for(port))
-        .header("Authorization", &format!("Bearer {HOOK_SECRET}"));
+    let hook = ServiceHarness::notifications_for(port, HOOK_SECRET);
     let reg = Registry::start_with(Options {
         auth: Auth::None,
         notifications: Some(hook),
