@@ -123,9 +123,20 @@ pub fn format_table(columns: &[OutputColumn], rows: &[Vec<Value>]) -> String {
 }
 
 /// RFC 4180: a header line, CRLF line ends, fields with a comma, quote, CR or LF quoted
-/// and their quotes doubled. Values are not otherwise altered.
+/// and their quotes doubled. A text cell that a spreadsheet would run as a formula (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a CR: OWASP's "CSV injection") gets a leading
+/// `'`, so it is shown as text; numbers are written as they are (`-3` stays a number).
+/// Image data is attacker-controlled (package names, versions, tags), and a CSV export is
+/// typically opened in a spreadsheet.
 pub fn format_csv(columns: &[OutputColumn], rows: &[Vec<Value>]) -> String {
     let field = |s: &str| -> String {
+        let neutralised;
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            neutralised = format!("'{s}");
+            neutralised.as_str()
+        } else {
+            s
+        };
         if s.contains([',', '"', '\r', '\n']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
@@ -137,11 +148,27 @@ pub fn format_csv(columns: &[OutputColumn], rows: &[Vec<Value>]) -> String {
     out.push_str(&header.join(","));
     out.push_str("\r\n");
     for r in rows {
-        let cells: Vec<String> = r.iter().map(|v| field(&cell(v))).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .map(|v| match v {
+                // Numbers and booleans are not text a spreadsheet could misread.
+                Value::String(_) => field(&cell(v)),
+                other => plain(&cell(other)),
+            })
+            .collect();
         out.push_str(&cells.join(","));
         out.push_str("\r\n");
     }
     out
+}
+
+/// A non-text CSV cell: quoted when it must be (never, for numbers), never altered.
+fn plain(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +199,23 @@ mod tests {
         assert_eq!(
             format_csv(&cols(), &rows),
             "Repository,n\r\nplain,1\r\n\"a,b\",22\r\n\"say \"\"hi\"\"\nbye\",\r\n"
+        );
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_but_not_numbers() {
+        let rows = vec![
+            vec![json!("=HYPERLINK(\"http://x\",\"y\")"), json!(-3)],
+            vec![json!("+1"), json!(1)],
+            vec![json!("-2+3"), json!(2)],
+            vec![json!("@SUM(A1)"), json!(3)],
+            vec![json!("\tx"), json!(4)],
+            vec![json!("a=b"), json!(5)],
+        ];
+        assert_eq!(
+            format_csv(&cols(), &rows),
+            "Repository,n\r\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-3\r\n'+1,1\r\n'-2+3,2\r\n\
+             '@SUM(A1),3\r\n'\tx,4\r\na=b,5\r\n"
         );
     }
 

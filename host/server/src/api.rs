@@ -113,11 +113,13 @@ pub static ROUTES: &[Route] = &[
         doc: Doc {
             tag: "probes",
             summary: "Readiness: the store answers and the advisory database exists.",
-            ok: Answer::Json(200, "Ready, with each check.", schema::<serde_json::Value>),
+            description: "Without authentication, so it says no more than ready or not and \
+                which check failed: no path, no error text (those are in the log).",
+            ok: Answer::Json(200, "Ready, with each check.", schema::<Readiness>),
             extra: &[Extra::json(
                 503,
                 "Not ready, with each check.",
-                schema::<serde_json::Value>,
+                schema::<Readiness>,
             )],
             ..Doc::DEFAULT
         },
@@ -131,10 +133,18 @@ pub static ROUTES: &[Route] = &[
             tag: "probes",
             summary: "Prometheus metrics (OpenMetrics text): queue depth by state, scan \
                 durations, scans by outcome, webhook events by kind and result.",
+            description: "Open unless the service has a metrics token \
+                (`server.metrics_token_env`/`_file`): then `Authorization: Bearer <metrics \
+                token>` (401 without it). With `server.metrics_listen` it is served on that \
+                address only, and this one answers 404.",
             ok: Answer::Text(
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 "The metrics.",
             ),
+            extra: &[Extra::error(
+                401,
+                "A metrics token is configured and the request does not present it.",
+            )],
             ..Doc::DEFAULT
         },
     },
@@ -333,11 +343,7 @@ pub static ROUTES: &[Route] = &[
         doc: Doc {
             tag: "ownership",
             summary: "The tenant's ownership entries (registry + repository prefix).",
-            ok: Answer::Json(
-                200,
-                "Every entry, in one page.",
-                schema::<Items<OwnershipView>>,
-            ),
+            ok: Answer::Json(200, "Every entry, in one page.", schema::<Items<OwnershipView>>),
             ..Doc::DEFAULT
         },
     },
@@ -514,7 +520,12 @@ pub struct AppState {
 /// [`Route::access`] asks for.
 pub fn router(state: AppState) -> Router {
     let mut r: Router<AppState> = Router::new();
+    // Metrics on an address of their own are not on this one.
+    let separate_metrics = state.config.server.metrics_listen.is_some();
     for route in ROUTES {
+        if separate_metrics && route.path == METRICS_PATH {
+            continue;
+        }
         let mut h = (route.handler)(route.verb.filter());
         if let Access::Token(min) = route.access {
             h = h.route_layer(middleware::from_fn_with_state(
@@ -535,6 +546,16 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
+        .with_state(state)
+}
+
+const METRICS_PATH: &str = "/metrics";
+
+/// The router of `server.metrics_listen`: `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(METRICS_PATH, axum::routing::get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }
 
@@ -953,27 +974,63 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// `/readyz`'s answer. It needs no token, so it tells a prober what it needs and nothing
+/// an attacker could use: no path, no error text.
+#[derive(Serialize, JsonSchema)]
+struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: ReadinessChecks,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ReadinessChecks {
+    /// `ok`, or `failing`: the store does not answer (the log says why).
+    store: &'static str,
+    /// `ok`, or `missing`: no advisory database yet (`bulkhead db update` / `db import`).
+    advisory_db: &'static str,
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = match state.store.schema_version().await {
-        Ok(v) => json!({"ok": true, "schema_version": v}),
-        Err(e) => json!({"ok": false, "error": e.to_string()}),
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("readyz: the store does not answer: {e}");
+            false
+        }
     };
     let db = state.db_path.is_file();
-    let advisory_db = json!({"ok": db, "path": state.db_path.display().to_string()});
-    let ready = store["ok"] == json!(true) && db;
+    if !db {
+        tracing::debug!("readyz: no advisory database at {}", state.db_path.display());
+    }
+    let ready = store && db;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        checks: ReadinessChecks {
+            store: if store { "ok" } else { "failing" },
+            advisory_db: if db { "ok" } else { "missing" },
+        },
+    };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": {"store": store, "advisory_db": advisory_db},
-    });
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.server.metrics_token {
+        // Constant time, like every secret comparison of the service.
+        use subtle::ConstantTimeEq;
+        let presented = bearer(&headers).unwrap_or("").as_bytes();
+        if !bool::from(presented.ct_eq(token.expose().as_bytes())) {
+            return ApiError::unauthorized(
+                "the metrics need Authorization: Bearer <the metrics token>",
+            )
+            .into_response();
+        }
+    }
     match state.store.stats(now_ms()).await {
         Ok(stats) => state.metrics.set_store_stats(&stats),
         Err(e) => tracing::warn!("metrics: cannot read the store's counts: {e}"),
@@ -2470,7 +2527,8 @@ owns = [{ registry = "local", prefix = "team-b" }]
         assert_eq!(s, StatusCode::OK);
         let (s, body) = call(&router, "GET", "/readyz", None, None).await;
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "no advisory db: {body}");
-        assert_eq!(body["checks"]["store"]["ok"], true, "{body}");
+        assert_eq!(body["checks"]["store"], "ok", "{body}");
+        assert_eq!(body["checks"]["advisory_db"], "missing", "{body}");
         let (s, body) = call(&router, "GET", "/v1/openapi.json", None, None).await;
         assert_eq!(s, StatusCode::OK);
         assert!(body["paths"].is_object());

@@ -15,6 +15,8 @@
 //! max_connections = 1024      # open connections; more wait to be accepted
 //! max_in_flight = 256         # requests handled at once; more get 503 + Retry-After
 //! max_ownership_entries = 100 # ownership entries one tenant may add through the API
+//! # metrics_listen = "127.0.0.1:9090"      # /metrics there only (default: on listen)
+//! # metrics_token_env = "METRICS_TOKEN"    # /metrics needs Bearer <token> (or _file)
 //!
 //! [store]
 //! kind = "sqlite"
@@ -37,6 +39,8 @@
 //! owns = [{ registry = "local", prefix = "team-a" }]   # prefix "" = the whole registry
 //! notify_url = "https://hooks.example/bulkhead"
 //! notify_secret_env = "TEAM_A_NOTIFY_SECRET"
+//! # webhook_secret_env = "TEAM_A_HOOK"      # announces pushes of team-a's prefixes only;
+//! #   or per entry: owns = [{ registry = "local", prefix = "team-a", webhook_secret_env = "…" }]
 //!
 //! [notifications]                         # the tenants' notify_url webhooks
 //! max_attempts = 10                         # a delivery is `failed` after this many
@@ -172,6 +176,15 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// The most ownership entries one tenant may add through the API.
     pub max_ownership_entries: u32,
+    /// Serve `/metrics` on this address instead of `listen` (e.g. an interface only the
+    /// monitoring network reaches).
+    pub metrics_listen: Option<SocketAddr>,
+    /// `/metrics` needs `Authorization: Bearer <this>` (the variable's or file's value).
+    pub metrics_token_env: Option<String>,
+    pub metrics_token_file: Option<PathBuf>,
+    /// The metrics token, loaded from `metrics_token_env`/`_file`.
+    #[serde(skip)]
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -190,6 +203,10 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_in_flight: 256,
             max_ownership_entries: bulkhead_store::DEFAULT_MAX_OWNERSHIP_ENTRIES,
+            metrics_listen: None,
+            metrics_token_env: None,
+            metrics_token_file: None,
+            metrics_token: None,
         }
     }
 }
@@ -408,6 +425,9 @@ pub struct TenantConfig {
     pub name: String,
     pub owns: Vec<Ownership>,
     pub notify: Option<NotifyTarget>,
+    /// A webhook secret that announces pushes of this tenant's configured prefixes only
+    /// (all on one registry), like a Harbor project's webhook.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -416,6 +436,8 @@ pub struct Ownership {
     pub registry: String,
     /// Repository prefix, without leading or trailing `/`; empty = the whole registry.
     pub prefix: String,
+    /// A webhook secret that announces pushes under this prefix only.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -499,6 +521,8 @@ struct RawTenant {
     notify_url: Option<String>,
     notify_secret_env: Option<String>,
     notify_secret_file: Option<PathBuf>,
+    webhook_secret_env: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -507,6 +531,8 @@ struct RawOwn {
     registry: String,
     #[serde(default)]
     prefix: String,
+    webhook_secret_env: Option<String>,
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -583,7 +609,20 @@ impl ServeConfig {
             load_secret(key, env_name.as_deref(), file.as_deref().map(resolve), env).map_err(err)
         };
 
-        let server = raw.server;
+        let mut server = raw.server;
+        let metrics_token = secret(
+            "server.metrics_token",
+            &server.metrics_token_env,
+            &server.metrics_token_file,
+        )?;
+        server.metrics_token = metrics_token;
+        if server.metrics_listen.is_some_and(|m| m == server.listen) {
+            return Err(err(format!(
+                "server.metrics_listen = {}: the same address as server.listen; leave it out \
+                 to serve the metrics there",
+                server.listen
+            )));
+        }
         if server.workers == 0 || server.workers > 256 {
             return Err(err(format!(
                 "server.workers = {}: must be between 1 and 256",
@@ -817,9 +856,15 @@ impl ServeConfig {
                         o.prefix
                     )));
                 }
+                let webhook_secret = secret(
+                    &format!("{key}.owns[{j}].webhook_secret"),
+                    &o.webhook_secret_env,
+                    &o.webhook_secret_file,
+                )?;
                 let own = Ownership {
                     registry: o.registry,
                     prefix,
+                    webhook_secret,
                 };
                 // Prefixes of two tenants never overlap (equal, or one inside the
                 // other): a repository has one possible owner.
@@ -867,11 +912,51 @@ impl ServeConfig {
                     Some(NotifyTarget { url, secret })
                 }
             };
+            let webhook_secret = secret(
+                &format!("{key}.webhook_secret"),
+                &t.webhook_secret_env,
+                &t.webhook_secret_file,
+            )?;
+            if webhook_secret.is_some() {
+                let mut registries = owns.iter().map(|o| &o.registry);
+                let first = registries.next();
+                if first.is_none() || registries.any(|r| Some(r) != first) {
+                    return Err(err(format!(
+                        "{key}.webhook_secret: a tenant's webhook secret covers its owns \
+                         entries, which must be on one registry; put webhook secrets on the \
+                         owns entries instead"
+                    )));
+                }
+            }
             tenants.push(TenantConfig {
                 name: t.name,
                 owns,
                 notify,
+                webhook_secret,
             });
+        }
+        // A webhook secret names its scope: two equal secrets would let one speak for both.
+        let mut secrets: Vec<(String, &Secret)> = Vec::new();
+        for r in &registries {
+            secrets.extend(r.webhook_secret.iter().map(|s| (format!("registries ({})", r.name), s)));
+        }
+        for t in &tenants {
+            secrets.extend(t.webhook_secret.iter().map(|s| (format!("tenants ({})", t.name), s)));
+            for o in &t.owns {
+                secrets.extend(
+                    o.webhook_secret
+                        .iter()
+                        .map(|s| (format!("tenants ({}).owns ({}/{})", t.name, o.registry, o.prefix), s)),
+                );
+            }
+        }
+        for (i, (a, sa)) in secrets.iter().enumerate() {
+            if let Some((b, _)) = secrets[..i].iter().find(|(_, sb)| sb == sa) {
+                return Err(err(format!(
+                    "{a} and {b} have the same webhook secret: each must be its own, or one \
+                     would announce pushes for the other"
+                )));
+            }
         }
 
         let n = raw.notifications;

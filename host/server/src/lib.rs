@@ -89,16 +89,11 @@ pub fn run(action: Action, config: Option<&Path>, home: &Home) -> Result<ExitCod
 /// Open the configured store and apply its migrations.
 pub async fn open_store(config: &ServeConfig) -> Result<Store> {
     let (store_config, what) = match &config.store {
-        StoreConfig::Sqlite { path } => {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            (
+        // The store creates its directory (0700) and files (0600) itself.
+        StoreConfig::Sqlite { path } => (
                 bulkhead_store::StoreConfig::Sqlite { path: path.clone() },
-                format!("SQLite store {}", path.display()),
-            )
-        }
+            format!("SQLite store {}", path.display()),
+        ),
         StoreConfig::Postgres { url } => (
             bulkhead_store::StoreConfig::Postgres {
                 url: url.expose().to_string(),
@@ -156,7 +151,12 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
         }
     }
     for r in &config.registries {
-        if r.webhook_secret.is_none() {
+        let scoped = config.tenants.iter().any(|t| {
+            t.owns.iter().any(|o| {
+                o.registry == r.name && (o.webhook_secret.is_some() || t.webhook_secret.is_some())
+            })
+        });
+        if r.webhook_secret.is_none() && !scoped {
             tracing::warn!(
                 "registry {} has no webhook secret: its notifications will be refused",
                 r.name
@@ -215,6 +215,7 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     let metrics = Arc::new(metrics::Metrics::new());
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_metrics = stop_rx.clone();
     let workers = worker::Workers {
         store: store.clone(),
         config: config.clone(),
@@ -261,6 +262,14 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     let addr = listener
         .local_addr()
         .context("the listener has no address")?;
+    let metrics_listener = match config.server.metrics_listen {
+        Some(m) => Some(
+            tokio::net::TcpListener::bind(m)
+                .await
+                .with_context(|| format!("cannot listen on {m} (server.metrics_listen)"))?,
+        ),
+        None => None,
+    };
     let mut handles = workers.spawn(config.server.workers);
     handles.push(notifier.spawn()?);
     handles.push(rescanner.spawn());
@@ -268,6 +277,20 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     // On stderr whatever the log level: scripts and tests started with port 0 read the
     // address from this line.
     eprintln!("bulkhead serve: listening on http://{addr}");
+    if let Some(m) = metrics_listener {
+        let metrics_addr = m.local_addr().context("the metrics listener has no address")?;
+        eprintln!("bulkhead serve: metrics on http://{metrics_addr}/metrics");
+        let mut stop = stop_rx_metrics;
+        let router = api::metrics_router(state.clone());
+        handles.push(tokio::spawn(async move {
+            let served = axum::serve(m, router).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!("the metrics server failed: {e}");
+            }
+        }));
+    }
     let _ = std::io::stderr().flush();
 
     let limits = listen::HttpLimits::of(&config.server);

@@ -48,7 +48,7 @@ impl Metrics {
         let webhook_events = Family::<Labels2, Counter>::default();
         registry.register(
             "bulkhead_webhook_events",
-            "Registry notification events received, by kind (manifest_push, index_push, harbor_push, blob_push, pull, mount, delete, other, envelope) and result (enqueued, coalesced, ignored, unowned, unauthorized, malformed, inspect_failed, store_error)",
+            "Registry notification events received, by kind (manifest_push, index_push, harbor_push, blob_push, pull, mount, delete, other, envelope) and result (enqueued, coalesced, already_scanned, ignored, unowned, out_of_scope, unauthorized, malformed, inspect_failed, store_error)",
             webhook_events.clone(),
         );
         let scans = Family::<Labels1, Counter>::default();

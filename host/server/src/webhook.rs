@@ -36,7 +36,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::api::AppState;
-use super::config::RegistryConfig;
+use super::config::{RegistryConfig, Secret, TenantConfig};
 use bulkhead_scan::source::SourceError;
 use bulkhead_scan::source::manifest::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
@@ -397,21 +397,59 @@ pub fn valid_tag(t: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
-/// The registry whose webhook secret the request presents, if any. `authorization` is the
-/// header's value; the secret may be given bare or after `Bearer `. `only` (the
-/// `?registry=` parameter) limits the candidates to one name. Every candidate is compared,
-/// in constant time, so the answer's timing says nothing about how much of a secret
-/// matched or which registry it belongs to.
+/// Whom a webhook request speaks for: a registry and, with a scoped secret, only some of
+/// its repositories.
+#[derive(Debug)]
+pub struct Caller<'a> {
+    pub registry: &'a RegistryConfig,
+    /// `None`: the registry's own secret, which announces any repository on it.
+    pub scope: Option<Scope<'a>>,
+}
+
+/// What a scoped webhook secret (a tenant's, or one of its `owns` entries') may announce:
+/// pushes of repositories under these prefixes, which that tenant owns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Scope<'a> {
+    pub tenant: &'a str,
+    pub prefixes: Vec<&'a str>,
+}
+
+impl Scope<'_> {
+    /// Whether a push of `repository` is this secret's to announce.
+    pub fn covers(&self, repository: &str) -> bool {
+        self.prefixes
+            .iter()
+            .any(|p| bulkhead_store::prefix_matches(p, repository))
+    }
+}
+
+/// Whom the webhook secret the request presents speaks for, if anyone. `authorization` is
+/// the header's value; the secret may be given bare or after `Bearer `. `only` (the
+/// `?registry=` parameter) limits the candidates to one registry. Candidates are the
+/// registries' secrets and the tenants' scoped ones (`webhook_secret` of a tenant or of
+/// an `owns` entry; the configuration makes every secret distinct). Every candidate is
+/// compared, in constant time, so the answer's timing says nothing about how much of a
+/// secret matched or whose it is.
 pub fn identify<'a>(
     registries: &'a [RegistryConfig],
+    tenants: &'a [TenantConfig],
     authorization: Option<&[u8]>,
     only: Option<&str>,
-) -> Option<&'a RegistryConfig> {
+) -> Option<Caller<'a>> {
     let presented = authorization?;
     let bearer = presented
         .get(..7)
         .filter(|p| p.eq_ignore_ascii_case(b"bearer "))
         .map(|_| &presented[7..]);
+    let matches = |secret: &Secret| {
+        let secret = secret.expose().as_bytes();
+        bool::from(presented.ct_eq(secret) | bearer.unwrap_or(b"").ct_eq(secret))
+    };
+    let registry = |name: &str| {
+        registries
+            .iter()
+            .find(|r| r.name == name && only.is_none_or(|o| o == r.name))
+    };
     let mut found = None;
     for r in registries {
         let Some(secret) = &r.webhook_secret else {
@@ -420,11 +458,43 @@ pub fn identify<'a>(
         if only.is_some_and(|o| o != r.name) {
             continue;
         }
-        let secret = secret.expose().as_bytes();
-        let bare = presented.ct_eq(secret);
-        let with_scheme = bearer.unwrap_or(b"").ct_eq(secret);
-        if bool::from(bare | with_scheme) && found.is_none() {
-            found = Some(r);
+        if matches(secret) && found.is_none() {
+            found = Some(Caller {
+                registry: r,
+                scope: None,
+            });
+        }
+    }
+    for t in tenants {
+        // A tenant's own secret: its entries, all on one registry (the configuration
+        // checks).
+        if let (Some(secret), Some(r)) = (
+            &t.webhook_secret,
+            t.owns.first().and_then(|o| registry(&o.registry)),
+        ) && matches(secret)
+            && found.is_none()
+        {
+            found = Some(Caller {
+                registry: r,
+                scope: Some(Scope {
+                    tenant: &t.name,
+                    prefixes: t.owns.iter().map(|o| o.prefix.as_str()).collect(),
+                }),
+            });
+        }
+        for o in &t.owns {
+            if let (Some(secret), Some(r)) = (&o.webhook_secret, registry(&o.registry))
+                && matches(secret)
+                && found.is_none()
+            {
+                found = Some(Caller {
+                    registry: r,
+                    scope: Some(Scope {
+                        tenant: &t.name,
+                        prefixes: vec![o.prefix.as_str()],
+                    }),
+                });
+            }
         }
     }
     found
@@ -449,6 +519,8 @@ pub struct Summary {
     already_scanned: usize,
     ignored: usize,
     unowned: usize,
+    /// Events of repositories that the presented (scoped) secret may not announce.
+    out_of_scope: usize,
     jobs: Vec<i64>,
 }
 
@@ -466,12 +538,18 @@ pub async fn receive(
     let metrics = &state.metrics;
     let only = query.ok().and_then(|Query(q)| q.registry);
     let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let Some(registry) = identify(&state.config.registries, authorization, only.as_deref()) else {
+    let Some(Caller { registry, scope }) = identify(
+        &state.config.registries,
+        &state.config.tenants,
+        authorization,
+        only.as_deref(),
+    ) else {
         metrics.webhook_event("envelope", "unauthorized");
         return answer(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "no configured registry has this webhook secret (the Authorization header)".into(),
+            "no configured registry or tenant has this webhook secret (the Authorization header)"
+                .into(),
         );
     };
     // Only now, the sender known, is the body read: a client without the secret cannot
@@ -487,6 +565,16 @@ pub async fn receive(
             );
         }
     };
+    // A scoped secret announces its tenant's pushes only: the tenant it names must be the
+    // owner the store finds.
+    let scope_tenant = match &scope {
+        Some(s) => match state.store.tenant_by_name(s.tenant).await {
+            Ok(t) => t.map(|t| t.id),
+            Err(e) => return store_failed(&state, "envelope", e),
+        },
+        None => None,
+    };
+    let in_scope = |repository: &str| scope.as_ref().is_none_or(|s| s.covers(repository));
     let actions = match parse(&body) {
         Ok(a) => a,
         Err(e) => {
@@ -508,6 +596,14 @@ pub async fn receive(
             Action::Scan { targets, .. } => {
                 let n = targets.len();
                 (targets, vec![None; n])
+            }
+            Action::Inspect { target, .. } if !in_scope(&target.repository) => {
+                // Not even a look at the registry for a repository the secret may not
+                // announce: that would pull with the service's credentials.
+                tracing::warn!(registry = %registry.name, "webhook: a scoped secret announced {}, outside its scope", target.repository);
+                metrics.webhook_event(kind, "out_of_scope");
+                summary.out_of_scope += 1;
+                continue;
             }
             Action::Inspect { target, .. } => {
                 // Ask the registry only about repositories somebody owns.
@@ -580,6 +676,15 @@ pub async fn receive(
             .owner_of(&registry.name, &first.repository)
             .await
         {
+            Ok(Some(t))
+                if scope.is_some()
+                    && (!in_scope(&first.repository) || scope_tenant != Some(t)) =>
+            {
+                tracing::warn!(registry = %registry.name, "webhook: a scoped secret announced {}, outside its scope", first.repository);
+                metrics.webhook_event(kind, "out_of_scope");
+                summary.out_of_scope += 1;
+                continue;
+            }
             Ok(Some(t)) => t,
             Ok(None) => {
                 metrics.webhook_event(kind, "unowned");
@@ -651,7 +756,7 @@ fn store_failed(state: &AppState, kind: &'static str, e: bulkhead_store::Error) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::Ownership;
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -855,7 +960,7 @@ mod tests {
             registry("none", None),
         ];
         let name = |h: Option<&str>, only: Option<&str>| {
-            identify(&regs, h.map(str::as_bytes), only).map(|r| r.name.clone())
+            identify(&regs, &[], h.map(str::as_bytes), only).map(|c| c.registry.name.clone())
         };
         assert_eq!(name(Some("Bearer secret-a"), None).as_deref(), Some("a"));
         assert_eq!(name(Some("bearer secret-b"), None).as_deref(), Some("b"));
@@ -870,5 +975,52 @@ mod tests {
         assert_eq!(name(Some(""), None), None);
         assert_eq!(name(Some("Bearer "), None), None);
         assert_eq!(name(None, None), None);
+    }
+
+    #[test]
+    fn a_scoped_secret_speaks_for_its_prefixes_only() {
+        let regs = vec![registry("a", Some("secret-a")), registry("b", None)];
+        let own = |registry: &str, prefix: &str, secret: Option<&str>| Ownership {
+            registry: registry.into(),
+            prefix: prefix.into(),
+            webhook_secret: secret.map(Secret::new),
+        };
+        let tenants = vec![
+            TenantConfig {
+                name: "alpha".into(),
+                owns: vec![own("a", "team-a", None), own("a", "shared/a", None)],
+                notify: None,
+                webhook_secret: Some(Secret::new("alpha-hook")),
+            },
+            TenantConfig {
+                name: "bravo".into(),
+                owns: vec![own("b", "team-b", Some("bravo-hook"))],
+                notify: None,
+                webhook_secret: None,
+            },
+        ];
+        let who = |h: &str, only: Option<&str>| {
+            identify(&regs, &tenants, Some(h.as_bytes()), only)
+                .map(|c| (c.registry.name.clone(), c.scope))
+        };
+        let (r, scope) = who("Bearer alpha-hook", None).expect("alpha's secret");
+        let scope = scope.expect("scoped");
+        assert_eq!((r.as_str(), scope.tenant), ("a", "alpha"));
+        assert!(scope.covers("team-a/app") && scope.covers("shared/a"));
+        assert!(!scope.covers("team-b/app") && !scope.covers("team-ab"));
+        let (r, scope) = who("bravo-hook", None).expect("bravo's entry secret");
+        assert_eq!(
+            (r.as_str(), scope),
+            (
+                "b",
+                Some(Scope {
+                    tenant: "bravo",
+                    prefixes: vec!["team-b"]
+                })
+            )
+        );
+        assert!(who("Bearer alpha-hook", Some("b")).is_none(), "not alpha's registry");
+        let (_, scope) = who("secret-a", None).expect("the registry's secret");
+        assert!(scope.is_none(), "a registry secret is not scoped");
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod cursor;
+mod files;
 mod queue;
 mod reads;
 mod report;
@@ -691,9 +692,18 @@ impl Store {
     /// Opens (creates) the store and applies pending migrations. Several processes may open
     /// the same store at once: migrations are serialised (SQLite `BEGIN IMMEDIATE`,
     /// PostgreSQL an advisory lock).
+    ///
+    /// A SQLite store is private to this user: its directory `0700`, its files `0600`
+    /// (created so, tightened when an older store was not; another user's is refused).
     pub async fn open(config: StoreConfig) -> Result<Store> {
+        if let StoreConfig::Sqlite { path } = &config {
+            files::prepare(path)?;
+        }
         let db = sql::Db::open(&config).await?;
         schema::migrate(&db).await?;
+        if let StoreConfig::Sqlite { path } = &config {
+            files::secure_companions(path)?;
+        }
         Ok(Store { db })
     }
 

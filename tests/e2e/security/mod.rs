@@ -6,6 +6,9 @@
 
 mod analyzers;
 mod http_limits;
+mod probes;
 mod query_limits;
 mod registries;
+mod store_files;
 mod tenants;
+mod webhooks;
