@@ -318,6 +318,11 @@ pub static ROUTES: &[Route] = &[
             extra: &[
                 Extra::error(404, "No such image, or not the tenant's."),
                 Extra::error(422, "An index without image manifests."),
+                Extra::error(
+                    429,
+                    "The tenant asked for its `[server] scans_per_minute` this minute \
+                     (`rate_limited`); `Retry-After` says when to ask again.",
+                ),
                 Extra::error(502, "The registry refused or did not answer."),
             ],
             ..Doc::DEFAULT
@@ -343,7 +348,11 @@ pub static ROUTES: &[Route] = &[
         doc: Doc {
             tag: "ownership",
             summary: "The tenant's ownership entries (registry + repository prefix).",
-            ok: Answer::Json(200, "Every entry, in one page.", schema::<Items<OwnershipView>>),
+            ok: Answer::Json(
+                200,
+                "Every entry, in one page.",
+                schema::<Items<OwnershipView>>,
+            ),
             ..Doc::DEFAULT
         },
     },
@@ -468,7 +477,8 @@ pub static ROUTES: &[Route] = &[
                 returning more than `[query] max_result_bytes` (default 4 MiB) or building a \
                 value longer than `[query] max_value_bytes` (default 1 MiB) answers 422 with \
                 what to change. A tenant with `[query] max_concurrent_per_tenant` (default 2) \
-                queries running gets 429 with `Retry-After`.",
+                queries running, or past `[query] queries_per_minute` (default 120), gets \
+                429 with `Retry-After`.",
             body: Some(schema::<QueryRequest>),
             ok: Answer::Query,
             extra: &[
@@ -487,8 +497,9 @@ pub static ROUTES: &[Route] = &[
                 ),
                 Extra::json(
                     429,
-                    "The tenant has as many queries running as it may (`query_busy`); \
-                     `Retry-After` says when to try again.",
+                    "The tenant has as many queries running as it may (`query_busy`), or \
+                     sent as many this minute as it may (`query_rate`); `Retry-After` says \
+                     when to try again.",
                     schema::<QueryErrorBody>,
                 ),
                 Extra::error(
@@ -602,7 +613,8 @@ pub struct ErrorBody {
 #[derive(Serialize, JsonSchema)]
 pub struct ErrorDetail {
     /// bad_request, unauthorized, forbidden, not_found, conflict, method_not_allowed,
-    /// unsupported, registry_unavailable, registry_error, store_unavailable, internal.
+    /// unsupported, registry_unavailable, registry_error, store_unavailable, internal,
+    /// rate_limited, overloaded.
     pub code: String,
     /// What failed and what to do, for a person.
     pub message: String,
@@ -1001,7 +1013,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     let db = state.db_path.is_file();
     if !db {
-        tracing::debug!("readyz: no advisory database at {}", state.db_path.display());
+        tracing::debug!(
+            "readyz: no advisory database at {}",
+            state.db_path.display()
+        );
     }
     let ready = store && db;
     let body = Readiness {
@@ -1323,6 +1338,29 @@ async fn create_scan(
     Extension(p): Extension<Principal>,
     body: Result<Json<ScanRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
+    // Each manual scan pulls an image with the service's credentials and takes a worker:
+    // a tenant gets its rate, the queue stays everyone's.
+    if let Err(wait) = state
+        .limits
+        .scan_rate
+        .take(p.tenant_id, std::time::Instant::now())
+    {
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this tenant asked for its {} manual scans this minute (the service's \
+                 [server] scans_per_minute): ask again after Retry-After seconds",
+                state.limits.scan_rate.per_minute()
+            ),
+        )
+        .into_response();
+        let retry = crate::limits::retry_after_seconds(wait).to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&retry) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
+    }
     let req = json_of(body)?;
     let reference = match (&req.digest, &req.tag) {
         (Some(d), None) if webhook::valid_digest(d) => d.clone(),
@@ -1684,6 +1722,9 @@ pub enum QueryFailure {
     ValueBytes(u64),
     /// The tenant already has `[query] max_concurrent_per_tenant` (the value) running.
     Busy(usize),
+    /// The tenant sent its `[query] queries_per_minute` (the value) this minute; it may
+    /// send the next after the duration.
+    Rate(u32, std::time::Duration),
     /// The store failed. Its message may be the database's own text: for the log only.
     Store(bulkhead_store::Error),
 }
@@ -1702,6 +1743,7 @@ impl QueryFailure {
             QueryFailure::ResultBytes(_) => "result_bytes",
             QueryFailure::ValueBytes(_) => "value_bytes",
             QueryFailure::Busy(_) => "busy",
+            QueryFailure::Rate(..) => "rate",
             QueryFailure::Store(_) => "error",
         }
     }
@@ -1722,6 +1764,7 @@ impl QueryFailure {
                 format!("error: {}\n", bulkhead_query::value_bytes_message(*n))
             }
             QueryFailure::Busy(n) => format!("error: {}\n", busy_message(*n)),
+            QueryFailure::Rate(n, _) => format!("error: {}\n", query_rate_message(*n)),
             QueryFailure::Store(_) => {
                 "error: the query failed in the store (the service's log has the details)\n"
                     .to_string()
@@ -1735,6 +1778,14 @@ fn busy_message(max: usize) -> String {
     format!(
         "this tenant already has {max} queries running (the service's [query] \
          max_concurrent_per_tenant): wait for one to finish and send it again"
+    )
+}
+
+/// What a tenant past its query rate is told.
+fn query_rate_message(per_minute: u32) -> String {
+    format!(
+        "this tenant sent its {per_minute} queries this minute (the service's [query] \
+         queries_per_minute): send it again after Retry-After seconds"
     )
 }
 
@@ -1854,6 +1905,11 @@ async fn query(
         }
     };
     let limits = &state.config.query;
+    if let Err(wait) = state.limits.query_rate.take(p.tenant_id, since) {
+        let failure = QueryFailure::Rate(state.limits.query_rate.per_minute(), wait);
+        state.metrics.query_outcome(failure.outcome());
+        return query_failure_response(failure, &req.query);
+    }
     // Past this many queries of the tenant at once, 429: one tenant's slow queries take
     // neither the store's query connections nor the others' turns.
     let Some(_running) = state.limits.queries.try_enter(p.tenant_id) else {
@@ -1966,6 +2022,22 @@ fn query_failure_response(failure: QueryFailure, text: &str) -> Response {
             )
                 .into_response();
         }
+        QueryFailure::Rate(n, wait) => {
+            let body = QueryErrorDetail {
+                code: "query_rate".into(),
+                message: query_rate_message(n),
+                per_minute: Some(n),
+                rendered,
+                ..QueryErrorDetail::default()
+            };
+            let retry = crate::limits::retry_after_seconds(wait).to_string();
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry)],
+                Json(QueryErrorBody { error: body }),
+            )
+                .into_response();
+        }
         // The store being down answers as everywhere else (503, try again).
         QueryFailure::Store(e @ bulkhead_store::Error::Db(_)) => {
             return ApiError::from(e).into_response();
@@ -1997,7 +2069,7 @@ pub struct QueryErrorBody {
 #[derive(Default, Serialize, JsonSchema)]
 pub struct QueryErrorDetail {
     /// query_syntax, query_semantic, query_limit, query_row_cap, query_timeout,
-    /// query_result_bytes, query_value_bytes, query_busy, internal.
+    /// query_result_bytes, query_value_bytes, query_busy, query_rate, internal.
     pub code: String,
     pub message: String,
     /// A suggestion (a compile error may have one).
@@ -2026,6 +2098,9 @@ pub struct QueryErrorDetail {
     /// How many queries the tenant may run at once (a 429).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<usize>,
+    /// How many queries the tenant may send a minute (a 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
 }
 
 #[cfg(test)]

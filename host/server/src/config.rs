@@ -14,6 +14,7 @@
 //! request_timeout_seconds = 60  # body and handling of a request, or 408
 //! max_connections = 1024      # open connections; more wait to be accepted
 //! max_in_flight = 256         # requests handled at once; more get 503 + Retry-After
+//! scans_per_minute = 60       # manual scans (POST /v1/scans) per tenant; more get 429
 //! max_ownership_entries = 100 # ownership entries one tenant may add through the API
 //! # metrics_listen = "127.0.0.1:9090"      # /metrics there only (default: on listen)
 //! # metrics_token_env = "METRICS_TOKEN"    # /metrics needs Bearer <token> (or _file)
@@ -53,6 +54,7 @@
 //! max_result_bytes = 4194304                # a larger result is stopped (422)
 //! max_value_bytes = 1048576                 # the longest value a query may build (422)
 //! max_concurrent_per_tenant = 2             # more at once answer 429
+//! queries_per_minute = 120                  # per tenant; more answer 429
 //!
 //! [scan]
 //! db = "/var/lib/bulkhead/advisories.db"    # default $BULKHEAD_HOME/db/advisories.db
@@ -174,6 +176,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Requests handled at once; more are answered 503 with `Retry-After`.
     pub max_in_flight: usize,
+    /// Manual scans (`POST /v1/scans`) a tenant may ask for a minute; more get 429.
+    pub scans_per_minute: u32,
     /// The most ownership entries one tenant may add through the API.
     pub max_ownership_entries: u32,
     /// Serve `/metrics` on this address instead of `listen` (e.g. an interface only the
@@ -202,6 +206,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 60.0,
             max_connections: 1024,
             max_in_flight: 256,
+            scans_per_minute: 60,
             max_ownership_entries: bulkhead_store::DEFAULT_MAX_OWNERSHIP_ENTRIES,
             metrics_listen: None,
             metrics_token_env: None,
@@ -303,6 +308,8 @@ pub struct QueryConfig {
     /// `Retry-After`. The store runs at most `bulkhead_store::QUERY_CONNECTIONS` (4) for
     /// all tenants together, so a tenant below that cannot take every connection.
     pub max_concurrent_per_tenant: usize,
+    /// Queries a tenant may send a minute; more are answered 429 with `Retry-After`.
+    pub queries_per_minute: u32,
 }
 
 impl Default for QueryConfig {
@@ -313,6 +320,7 @@ impl Default for QueryConfig {
             max_result_bytes: bulkhead_store::DEFAULT_MAX_RESULT_BYTES as u64,
             max_value_bytes: bulkhead_store::DEFAULT_MAX_VALUE_BYTES as u64,
             max_concurrent_per_tenant: 2,
+            queries_per_minute: 120,
         }
     }
 }
@@ -676,6 +684,12 @@ impl ServeConfig {
                 server.max_connections
             )));
         }
+        if server.scans_per_minute == 0 || server.scans_per_minute > 100_000 {
+            return Err(err(format!(
+                "server.scans_per_minute = {}: must be between 1 and 100000",
+                server.scans_per_minute
+            )));
+        }
         if server.max_in_flight == 0 || server.max_in_flight > 100_000 {
             return Err(err(format!(
                 "server.max_in_flight = {}: must be between 1 and 100000",
@@ -938,16 +952,25 @@ impl ServeConfig {
         // A webhook secret names its scope: two equal secrets would let one speak for both.
         let mut secrets: Vec<(String, &Secret)> = Vec::new();
         for r in &registries {
-            secrets.extend(r.webhook_secret.iter().map(|s| (format!("registries ({})", r.name), s)));
+            secrets.extend(
+                r.webhook_secret
+                    .iter()
+                    .map(|s| (format!("registries ({})", r.name), s)),
+            );
         }
         for t in &tenants {
-            secrets.extend(t.webhook_secret.iter().map(|s| (format!("tenants ({})", t.name), s)));
+            secrets.extend(
+                t.webhook_secret
+                    .iter()
+                    .map(|s| (format!("tenants ({})", t.name), s)),
+            );
             for o in &t.owns {
-                secrets.extend(
-                    o.webhook_secret
-                        .iter()
-                        .map(|s| (format!("tenants ({}).owns ({}/{})", t.name, o.registry, o.prefix), s)),
-                );
+                secrets.extend(o.webhook_secret.iter().map(|s| {
+                    (
+                        format!("tenants ({}).owns ({}/{})", t.name, o.registry, o.prefix),
+                        s,
+                    )
+                }));
             }
         }
         for (i, (a, sa)) in secrets.iter().enumerate() {
@@ -1020,6 +1043,12 @@ impl ServeConfig {
                 "query.max_value_bytes = {} is larger than query.max_result_bytes = {}: \
                  no result could hold such a value",
                 query.max_value_bytes, query.max_result_bytes
+            )));
+        }
+        if query.queries_per_minute == 0 || query.queries_per_minute > 100_000 {
+            return Err(err(format!(
+                "query.queries_per_minute = {}: must be between 1 and 100000",
+                query.queries_per_minute
             )));
         }
         if query.max_concurrent_per_tenant == 0 || query.max_concurrent_per_tenant > 64 {

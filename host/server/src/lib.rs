@@ -91,7 +91,7 @@ pub async fn open_store(config: &ServeConfig) -> Result<Store> {
     let (store_config, what) = match &config.store {
         // The store creates its directory (0700) and files (0600) itself.
         StoreConfig::Sqlite { path } => (
-                bulkhead_store::StoreConfig::Sqlite { path: path.clone() },
+            bulkhead_store::StoreConfig::Sqlite { path: path.clone() },
             format!("SQLite store {}", path.display()),
         ),
         StoreConfig::Postgres { url } => (
@@ -278,7 +278,9 @@ pub async fn serve(config: ServeConfig, home: &Home) -> Result<()> {
     // address from this line.
     eprintln!("bulkhead serve: listening on http://{addr}");
     if let Some(m) = metrics_listener {
-        let metrics_addr = m.local_addr().context("the metrics listener has no address")?;
+        let metrics_addr = m
+            .local_addr()
+            .context("the metrics listener has no address")?;
         eprintln!("bulkhead serve: metrics on http://{metrics_addr}/metrics");
         let mut stop = stop_rx_metrics;
         let router = api::metrics_router(state.clone());

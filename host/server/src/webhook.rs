@@ -677,8 +677,7 @@ pub async fn receive(
             .await
         {
             Ok(Some(t))
-                if scope.is_some()
-                    && (!in_scope(&first.repository) || scope_tenant != Some(t)) =>
+                if scope.is_some() && (!in_scope(&first.repository) || scope_tenant != Some(t)) =>
             {
                 tracing::warn!(registry = %registry.name, "webhook: a scoped secret announced {}, outside its scope", first.repository);
                 metrics.webhook_event(kind, "out_of_scope");
@@ -1019,7 +1018,10 @@ mod tests {
                 })
             )
         );
-        assert!(who("Bearer alpha-hook", Some("b")).is_none(), "not alpha's registry");
+        assert!(
+            who("Bearer alpha-hook", Some("b")).is_none(),
+            "not alpha's registry"
+        );
         let (_, scope) = who("secret-a", None).expect("the registry's secret");
         assert!(scope.is_none(), "a registry secret is not scoped");
     }

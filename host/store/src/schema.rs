@@ -233,12 +233,18 @@ fn migration(version: i64, dialect: Dialect) -> Option<String> {
             Dialect::Sqlite => String::new(),
         }),
         3 => Some(V3.replace("{ID}", id)),
+        // Fair claiming (queue.rs `claim`): per tenant, its jobs running and its last claim.
+        4 => Some(
+            "CREATE INDEX jobs_tenant_state ON jobs (tenant_id, state, lease_until);\n\
+             CREATE INDEX jobs_tenant_started ON jobs (tenant_id, started_at);"
+                .to_string(),
+        ),
         _ => None,
     }
 }
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// An arbitrary constant: the PostgreSQL advisory lock that serialises migrations of
 /// several `bulkhead serve` instances starting at once.

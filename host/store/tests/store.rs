@@ -82,6 +82,7 @@ both!(
     coalescing,
     pushes_of_scanned_images,
     claim_race,
+    fair_claims,
     lease_expiry,
     retry_and_fail,
     assessment_rows,
@@ -813,6 +814,124 @@ async fn claim_race(kind: StoreKind) {
     let (a, b) = tokio::join!(store.claim("x", LEASE, T0), store.claim("y", LEASE, T0));
     let got = [a.expect("claim"), b.expect("claim")];
     assert_eq!(got.iter().filter(|j| j.is_some()).count(), 1, "{got:?}");
+}
+
+/// Jobs are claimed round-robin across tenants: the tenant with the fewest jobs running,
+/// then the one served longest ago, then the oldest job. One tenant's burst does not hold
+/// back another's single push.
+async fn fair_claims(kind: StoreKind) {
+    let Some(env) = Env::new(kind).await else {
+        return;
+    };
+    let store = &env.store;
+    let [a, b, c] = tenants(
+        store,
+        &[("a", "a", false), ("b", "b", false), ("c", "c", false)],
+    )
+    .await[..] else {
+        unreachable!()
+    };
+    let name = |t: TenantId| {
+        if t == a {
+            "a"
+        } else if t == b {
+            "b"
+        } else if t == c {
+            "c"
+        } else {
+            "?"
+        }
+    };
+    // A pushes five images, then B two, then C one: oldest first would serve A five times.
+    for (t, n) in [(a, 5), (b, 2), (c, 1)] {
+        for i in 0..n {
+            store
+                .enqueue(new_job(
+                    t,
+                    &format!("{}/app", name(t)),
+                    &format!("sha256:{}{i}", name(t)),
+                    None,
+                    T0,
+                ))
+                .await
+                .expect("enqueue");
+        }
+    }
+    // One worker, each scan finished before the next claim.
+    let mut order = Vec::new();
+    let mut a_jobs = Vec::new();
+    for k in 1..=8 {
+        let now = T0 + k;
+        let job = store
+            .claim("w", LEASE, now)
+            .await
+            .expect("claim")
+            .expect("a job is runnable");
+        order.push(name(job.tenant_id));
+        if job.tenant_id == a {
+            a_jobs.push(job.id);
+        }
+        store
+            .fail(
+                job.id,
+                job.lease_token.as_deref().expect("token"),
+                "done",
+                false,
+                now,
+            )
+            .await
+            .expect("fail");
+    }
+    assert_eq!(order, ["a", "b", "c", "a", "b", "a", "a", "a"]);
+    assert!(
+        a_jobs.windows(2).all(|w| w[0] < w[1]),
+        "a tenant's own jobs oldest first: {a_jobs:?}"
+    );
+    assert!(
+        store
+            .claim("w", LEASE, T0 + 9)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    // Two workers: while a job of A runs, B's push made after A's burst goes first.
+    for i in 0..3 {
+        store
+            .enqueue(new_job(
+                a,
+                "a/app",
+                &format!("sha256:a-again{i}"),
+                None,
+                T0 + 10,
+            ))
+            .await
+            .expect("enqueue");
+    }
+    let first = store
+        .claim("w1", LEASE, T0 + 11)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(name(first.tenant_id), "a");
+    store
+        .enqueue(new_job(b, "b/app", "sha256:b-late", None, T0 + 12))
+        .await
+        .expect("enqueue");
+    let second = store
+        .claim("w2", LEASE, T0 + 13)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(name(second.tenant_id), "b", "{second:?}");
+    assert_eq!(second.digest, "sha256:b-late");
+    // B has nothing left: A again.
+    let third = store
+        .claim("w3", LEASE, T0 + 14)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(name(third.tenant_id), "a");
 }
 
 async fn lease_expiry(kind: StoreKind) {

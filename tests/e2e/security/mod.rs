@@ -8,6 +8,7 @@ mod analyzers;
 mod http_limits;
 mod probes;
 mod query_limits;
+mod rates;
 mod registries;
 mod store_files;
 mod tenants;

@@ -75,7 +75,10 @@ fn probes_say_little_metrics_are_protected_and_csv_is_neutralised() {
         "POST",
         svc.addr(),
         "/v1/webhooks/registry",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         envelope.to_string().as_bytes(),
     )
     .expect("notify");

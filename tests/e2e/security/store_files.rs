@@ -29,7 +29,11 @@ fn assert_private(svc: &ServiceHarness) {
     let db = svc.store_path();
     let dir = db.parent().expect("the store's directory");
     assert_eq!(mode(dir), 0o700, "{}", dir.display());
-    for f in [db.clone(), with_suffix(&db, "-wal"), with_suffix(&db, "-shm")] {
+    for f in [
+        db.clone(),
+        with_suffix(&db, "-wal"),
+        with_suffix(&db, "-shm"),
+    ] {
         assert!(f.exists(), "{} exists while the service runs", f.display());
         assert_eq!(mode(&f), 0o600, "{}", f.display());
     }

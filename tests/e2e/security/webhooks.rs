@@ -35,7 +35,10 @@ fn notify(svc: &ServiceHarness, secret: &str, body: &Value) -> http::Response {
         "POST",
         svc.addr(),
         "/v1/webhooks/registry",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         body.to_string().as_bytes(),
     )
     .expect("POST a notification")
@@ -74,7 +77,10 @@ fn a_scoped_secret_announces_its_tenants_pushes_only(kind: StoreKind) {
 
     // The attack: alpha's secret announces bravo's pushes. Acknowledged (a registry must
     // not retry it forever), counted, and nothing is enqueued or looked up.
-    for body in [distribution("team-b/app", &digest(1)), harbor("team-b/app", &digest(2))] {
+    for body in [
+        distribution("team-b/app", &digest(1)),
+        harbor("team-b/app", &digest(2)),
+    ] {
         let r = notify(&svc, ALPHA_SECRET, &body);
         assert_eq!(r.status, 200, "{}", r.text());
         let summary = r.json().expect("summary");
@@ -97,9 +103,17 @@ fn a_scoped_secret_announces_its_tenants_pushes_only(kind: StoreKind) {
 
     // The registry's own secret still speaks for the whole registry; an unknown one for
     // nobody.
-    let r = notify(&svc, REGISTRY_SECRET, &distribution("team-b/app", &digest(1)));
+    let r = notify(
+        &svc,
+        REGISTRY_SECRET,
+        &distribution("team-b/app", &digest(1)),
+    );
     assert_eq!(r.json().expect("summary")["enqueued"], 1, "{}", r.text());
     assert_eq!(repositories(&svc, &reader_b), ["team-b/app"]);
-    let r = notify(&svc, "alpha-project-webhook-secreT", &distribution("team-a/app", &digest(4)));
+    let r = notify(
+        &svc,
+        "alpha-project-webhook-secreT",
+        &distribution("team-a/app", &digest(4)),
+    );
     assert_eq!(r.status, 401, "{}", r.text());
 }

@@ -1,0 +1,182 @@
+//! Fair claiming under a burst (`cargo bench -p bulkhead --bench fairness`): tenant A
+//! pushes 200 images, then tenant B pushes one, to a real `bulkhead serve` (the release
+//! binary, SQLite, two workers) behind a real registry (`docker-registry`), with the demo
+//! image and its advisory database. Prints how long B's scan waited, in seconds and in
+//! scans, how many of A's scans started between B's push and B's scan, and where B's scan
+//! came in the order. The target is "delayed by at most the scans already running when B
+//! pushed" (no scan of A started after B's push, before B's); it is reported, not
+//! asserted, like every benchmark here (bench/README.md). The claim order itself is
+//! asserted by `host/store/tests/store.rs` `fair_claims`, on SQLite and PostgreSQL.
+//!
+//! The 200 images are the demo image in 200 repositories: pushed once with skopeo, then
+//! its repository's links copied in the registry's storage (what a cross-repository
+//! mount makes), so that the burst is the service's work and not the push's.
+
+// The e2e tests' helpers: the binary, the demo image and database, pushing.
+#[path = "../../../tests/e2e/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bulkhead_test_artifacts::registry::{Auth, Registry};
+use bulkhead_test_artifacts::service::{ServiceHarness, ServiceOptions};
+use serde_json::{Value, json};
+
+const SECRET: &str = "bench-fairness-webhook-secret";
+const BURST: usize = 200;
+const WORKERS: usize = 2;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Seconds since midnight UTC of an RFC 3339 time the API writes (`…THH:MM:SS.fffZ`).
+fn seconds(t: &Value) -> f64 {
+    let text = t.as_str().unwrap_or_else(|| panic!("not a time: {t}"));
+    let clock = text
+        .split_once('T')
+        .map(|(_, c)| c.trim_end_matches('Z'))
+        .unwrap_or_else(|| panic!("not RFC 3339: {text}"));
+    clock
+        .split(':')
+        .map(|p| p.parse::<f64>().unwrap_or_else(|_| panic!("{text}")))
+        .fold(0.0, |acc, p| acc * 60.0 + p)
+}
+
+fn webhook(svc: &ServiceHarness, events: Vec<Value>) {
+    let r = bulkhead_test_artifacts::http::request(
+        "POST",
+        svc.addr(),
+        "/v1/webhooks/registry",
+        &[
+            ("Authorization", &format!("Bearer {SECRET}")),
+            ("Content-Type", "application/json"),
+        ],
+        json!({ "events": events }).to_string().as_bytes(),
+    )
+    .expect("webhook");
+    assert_eq!(r.status, 200, "webhook: {}", r.text());
+}
+
+fn main() {
+    if !bulkhead_test_artifacts::require_tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = harness::demo_db(dir.path());
+    let reg = Registry::start(Auth::None);
+    harness::push_archive(&reg, &harness::demo_archive(dir.path()), "team-a/app0:v1");
+    let manifest = reg.get("/v2/team-a/app0/manifests/v1");
+    assert_eq!(manifest.status, 200, "{}", manifest.text());
+    let digest = manifest
+        .header("Docker-Content-Digest")
+        .expect("digest")
+        .to_string();
+    let media_type = manifest
+        .header("Content-Type")
+        .expect("media type")
+        .to_string();
+    let repos = reg.storage().join("docker/registry/v2/repositories");
+    for i in 1..BURST {
+        copy_dir(
+            &repos.join("team-a/app0"),
+            &repos.join(format!("team-a/app{i}")),
+        );
+    }
+    copy_dir(&repos.join("team-a/app0"), &repos.join("team-b/app"));
+
+    let mut opts = ServiceOptions::new(&db);
+    opts.workers = WORKERS;
+    opts.reconcile_seconds = 0;
+    opts.registry("local", &reg.url(), SECRET);
+    opts.tenant("team-a", &[("local", "team-a")]);
+    opts.tenant("team-b", &[("local", "team-b")]);
+    let svc = ServiceHarness::start(harness::bin(), opts);
+    let (a, b) = (
+        svc.create_token("team-a", "reader"),
+        svc.create_token("team-b", "reader"),
+    );
+    let event = |repo: String| {
+        json!({"action": "push", "target": {
+            "mediaType": media_type, "digest": digest, "repository": repo, "tag": "v1"}})
+    };
+    webhook(
+        &svc,
+        (0..BURST)
+            .map(|i| event(format!("team-a/app{i}")))
+            .collect(),
+    );
+    webhook(&svc, vec![event("team-b/app".into())]);
+
+    let done = |token: &str, n: usize| {
+        let scans = svc.get_all("/v1/scans?limit=500", token);
+        (scans.len() == n
+            && scans
+                .iter()
+                .all(|s| s["state"] != "queued" && s["state"] != "running"))
+        .then_some(scans)
+    };
+    let b_scans = svc.wait_for("team B's scan", Duration::from_secs(1800), || done(&b, 1));
+    let a_scans = svc.wait_for("team A's scans", Duration::from_secs(1800), || {
+        done(&a, BURST)
+    });
+    let b_scan = &b_scans[0];
+    let (b_created, b_started, b_finished) = (
+        seconds(&b_scan["created_at"]),
+        seconds(&b_scan["started_at"]),
+        seconds(&b_scan["finished_at"]),
+    );
+    let mut durations: Vec<f64> = a_scans
+        .iter()
+        .map(|s| seconds(&s["finished_at"]) - seconds(&s["started_at"]))
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let median = durations[durations.len() / 2];
+    let overtook = a_scans
+        .iter()
+        .filter(|s| {
+            let started = seconds(&s["started_at"]);
+            started > b_created && started < b_started
+        })
+        .count();
+    let position = 1 + a_scans
+        .iter()
+        .filter(|s| seconds(&s["started_at"]) < b_started)
+        .count();
+    let a_all = a_scans
+        .iter()
+        .map(|s| seconds(&s["finished_at"]))
+        .fold(0.0, f64::max)
+        - a_scans
+            .iter()
+            .map(|s| seconds(&s["created_at"]))
+            .fold(f64::MAX, f64::min);
+    let waited = b_started - b_created;
+    println!("fairness: tenant A pushed {BURST} images, then tenant B one ({WORKERS} workers)");
+    println!("  A's scans: median {median:.3} s each, all {BURST} done in {a_all:.1} s");
+    println!(
+        "  B's scan: waited {waited:.3} s ({:.2} scans of A) and took {:.3} s",
+        waited / median.max(1e-3),
+        b_finished - b_started
+    );
+    println!(
+        "  B's scan started {position} of {} (oldest first across tenants: {})",
+        BURST + 1,
+        BURST + 1
+    );
+    println!("  A's scans started after B's push and before B's scan: {overtook} (target 0)");
+    println!(
+        "  target (B delayed by at most the scans already running): {}",
+        if overtook == 0 { "met" } else { "MISSED" }
+    );
+}
