@@ -7,7 +7,7 @@
 //!   (testdata/apk.txt) and generated ones, recorded by testdata/apk-oracle.py;
 //! - apk-fixtures-oracle.tsv / apk-fixtures-valid.tsv: the answers of apk-tools 2.14.4 (the
 //!   `apk` of the Alpine 3.20 minirootfs) for every version of the apk databases and secdb
-//!   feeds in the fixtures, recorded by oracle_apk.rs.
+//!   feeds in the fixtures and of corrupted variants, recorded by oracle_apk.rs.
 
 mod common;
 
@@ -163,4 +163,63 @@ fn recorded_apk_syntax() {
         );
     }
     bad.check("recorded apk-tools 3 syntax", rows.len());
+}
+
+/// apk-fixtures-oracle.tsv: columns a, apk-tools 2.14.4's `apk version -t` answer, b, for
+/// every pair oracle_apk.rs compares (real fixture versions and corrupted ones).
+#[test]
+fn recorded_fixture_answers() {
+    let mut bad = Mismatches::default();
+    let rows = lines("apk-fixtures-oracle.tsv");
+    assert!(rows.len() > 10_000, "{} rows", rows.len());
+    for row in &rows {
+        let f: Vec<&str> = row.split('\t').collect();
+        let [a, apk2, b] = f.as_slice() else {
+            panic!("bad row {row:?}");
+        };
+        let ours = order(a, b);
+        if ours != *apk2 {
+            bad.push(format!("{a} vs {b}: apk-tools 2.14.4 {apk2}, ours {ours}"));
+        }
+    }
+    bad.check(
+        "recorded apk-tools 2.14.4 orderings of fixture versions",
+        rows.len(),
+    );
+}
+
+/// apk-fixtures-valid.tsv: `apk version -c` of apk-tools 2.14.4 on every version of the
+/// fixtures and the corrupted ones; and every version the fixtures hold now was recorded.
+#[test]
+fn recorded_fixture_syntax() {
+    let mut bad = Mismatches::default();
+    let rows = lines("apk-fixtures-valid.tsv");
+    let mut recorded = std::collections::BTreeSet::new();
+    for row in &rows {
+        let (v, apk) = row
+            .split_once('\t')
+            .unwrap_or_else(|| panic!("bad row {row:?}"));
+        recorded.insert(v);
+        let syntax = parse(v).syntax();
+        if matches!(syntax, Syntax::Valid | Syntax::Apk2Only) != (apk == "valid") {
+            bad.push(format!(
+                "{v:?}: apk-tools 2.14.4 says {apk}, ours {syntax:?}"
+            ));
+        }
+    }
+    let fixtures = common::apk_fixtures::collect();
+    let missing: Vec<String> = fixtures
+        .versions()
+        .into_iter()
+        .filter(|v| !recorded.contains(v.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fixture versions not in apk-fixtures-valid.tsv (re-record as root: \
+         BULKHEAD_RECORD_APK_ORACLE=1 cargo test -p bulkhead-versions --test oracle_apk): {missing:?}"
+    );
+    bad.check(
+        "recorded apk-tools 2.14.4 syntax of fixture versions",
+        rows.len(),
+    );
 }
