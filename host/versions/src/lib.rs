@@ -85,7 +85,7 @@ impl Ecosystem {
                         Ecosystem::Apk,
                         input,
                         format!(
-                            "apk-tools calls it invalid ({why}) and orders it by its fallback, ignoring the rest"
+                            "{why}; ordered as apk-tools orders invalid versions: what follows is not compared"
                         ),
                     )),
                 })
