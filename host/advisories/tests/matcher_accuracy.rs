@@ -153,8 +153,9 @@ fn alpine_expected(packages: &[Package], fixes: &Secfixes) -> BTreeSet<Row> {
     for p in packages {
         let origin = p.source_name.as_deref().unwrap_or(&p.name);
         for (fixed, tokens) in fixes.get(origin).into_iter().flatten() {
-            // "0": the release was never affected. A version apk would reject (the real
-            // v3.6 secdb has `1.0.4.-r0`) cannot be compared: the store drops such entries.
+            // "0": the release was never affected. Every other version is compared, as
+            // apk-tools compares it (the real v3.6 secdb has `1.0.4.-r0`, which apk-tools 2
+            // accepts); only what no apk would take (whitespace) is dropped by the store.
             if fixed == "0" || !valid_apk(fixed) || apk(&p.version, fixed).is_ge() {
                 continue;
             }
