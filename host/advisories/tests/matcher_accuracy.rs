@@ -3,9 +3,10 @@
 //! Each test computes its expectation independently of the crate's feed parsers and of the
 //! matcher: the raw feed is read with a few lines of code here, and versions are compared
 //! with the distribution's own tool where one exists (`dpkg --compare-versions`, python3-rpm's
-//! `labelCompare`). For apk there is no tool on the build machine, so the expectation uses
-//! `bulkhead_versions`' apk ordering, whose agreement with apk-tools is proven in
-//! `host/versions`; what is tested here is the parsing, lookup and merging around it.
+//! `labelCompare`). For apk the expectation uses `bulkhead_versions`' apk ordering, whose
+//! agreement with apk-tools is proven in `host/versions` (`tests/oracle_apk.rs` runs the
+//! minirootfs' own apk-tools under chroot on every version of these fixtures); what is
+//! tested here is the parsing, lookup and merging around it.
 
 mod common;
 
