@@ -33,10 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let secs = t.elapsed().as_secs_f64();
         total += report.records;
         println!(
-            "{name:16} {:6} records {:5} skipped {:5} dropped entries {:8.0} records/s",
+            "{name:16} {:6} records {:5} skipped {:5} dropped entries {:5} fallback versions {:8.0} records/s",
             report.records,
             report.skipped,
             report.dropped_affected,
+            report.fallback_versions,
             report.records as f64 / secs
         );
         for e in report.errors.iter().take(3) {

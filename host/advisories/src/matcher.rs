@@ -58,7 +58,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bulkhead_model::{Finding, Os, Package};
-use bulkhead_versions::{Ecosystem as Scheme, compare};
+use bulkhead_versions::{Ecosystem as Scheme, Validity, compare};
 
 use crate::error::Result;
 use crate::model::{Affected, Event, FixState, Range, RangeKind, Severity, version_scheme};
@@ -185,6 +185,11 @@ pub struct MatchReport {
     /// Packages or advisory entries skipped because a version did not parse in the
     /// ecosystem's ordering, or no feed covers the package's ecosystem.
     pub warnings: Vec<String>,
+    /// Versions that were compared although the ecosystem's reference tool calls them
+    /// invalid, because that tool orders them anyway with a fallback and this matcher
+    /// does the same (apk-tools: `2021-03-27-r5`); one line per installed package or
+    /// advisory entry, saying what was done. Sorted, without repeats.
+    pub notes: Vec<String>,
 }
 
 /// Matches `packages` (of an image whose distribution is `os`) against `store`.
@@ -287,13 +292,20 @@ pub fn match_packages_report(
 
     // Which entries affect which package; headers are read for those only.
     let mut affecting: Vec<(usize, &Entry, Option<String>)> = Vec::new();
+    let mut notes = BTreeSet::new();
     for (qi, (query, entries)) in queries.iter().zip(&answers).enumerate() {
         let p = &packages[query.package];
-        if let Err(e) = query.scheme.validate(query.version) {
-            report
-                .warnings
-                .push(format!("{} {}: {e}", p.name, p.version));
-            continue;
+        match query.scheme.validate(query.version) {
+            Ok(Validity::Valid) => {}
+            Ok(Validity::Fallback(e)) => {
+                notes.insert(format!("{} {}: {e}", p.name, p.version));
+            }
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("{} {}: {e}", p.name, p.version));
+                continue;
+            }
         }
         for m in entries {
             if m.affected.fix_state == Some(FixState::NotAffected)
@@ -311,6 +323,15 @@ pub fn match_packages_report(
                         && (fixed.is_some() || has_fixed(&m.affected))
                     {
                         continue;
+                    }
+                    // Only entries that produce a finding are worth a note: an invalid
+                    // version in an entry that does not apply changed nothing.
+                    for e in fallbacks(query.scheme, &m.affected) {
+                        let h = store.header(m.advisory)?;
+                        notes.insert(format!(
+                            "{} {}: advisory {} ({}): {e}",
+                            p.name, p.version, h.id, h.source
+                        ));
                     }
                     affecting.push((qi, m, fixed));
                 }
@@ -379,6 +400,7 @@ pub fn match_packages_report(
     for (index, hits) in hits {
         report.findings.extend(merge(&packages[index], hits));
     }
+    report.notes = notes.into_iter().collect();
     report.findings.sort_by(|a, b| {
         let (a, b) = (&a.finding, &b.finding);
         (&a.package, &a.id, &a.installed_version).cmp(&(&b.package, &b.id, &b.installed_version))
@@ -391,6 +413,22 @@ struct Hit<'a> {
     query: &'a Query<'a>,
     m: &'a Match,
     fixed: Option<String>,
+}
+
+/// What [`Validity::Fallback`] says of each version of an entry that is ordered only by
+/// the reference tool's fallback for invalid versions.
+fn fallbacks(scheme: Scheme, affected: &Affected) -> Vec<bulkhead_versions::Error> {
+    affected
+        .ranges
+        .iter()
+        .filter(|r| r.kind != RangeKind::Git)
+        .flat_map(|r| r.events.iter().map(Event::version))
+        .chain(affected.versions.iter().map(String::as_str))
+        .filter_map(|v| match scheme.validate(v) {
+            Ok(Validity::Fallback(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
 }
 
 fn has_fixed(affected: &Affected) -> bool {

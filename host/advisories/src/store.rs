@@ -178,6 +178,10 @@ pub struct ImportReport {
     /// Affected entries left out of otherwise stored advisories because a version in them
     /// is not valid in their ecosystem's ordering.
     pub dropped_affected: u64,
+    /// Versions kept although the ecosystem's reference tool calls them invalid, because
+    /// that tool orders them anyway with a fallback and the matcher does the same
+    /// (apk-tools: the secdb's `2021-03-27-r5`). Each is also in `errors`, saying so.
+    pub fallback_versions: u64,
     /// The first [`MAX_REPORTED_ERRORS`] problems, each naming file and record.
     pub errors: Vec<Error>,
 }
@@ -872,6 +876,7 @@ impl Builder {
             records: 0,
             skipped: 0,
             dropped_affected: 0,
+            fallback_versions: 0,
             errors: Vec::new(),
         };
         let mut upstream: Option<Timestamp> = None;
@@ -935,7 +940,17 @@ impl Builder {
                         let before = adv.affected.len();
                         let id = adv.id.clone();
                         adv.affected.retain(|a| match validate(a) {
-                            Ok(()) => true,
+                            Ok(fallbacks) => {
+                                for m in fallbacks {
+                                    report.fallback_versions += 1;
+                                    note(
+                                        &mut report,
+                                        Error::new(format!("feed {source}"), m)
+                                            .at(format!("advisory {id}")),
+                                    );
+                                }
+                                true
+                            }
                             Err(m) => {
                                 // The builder does not know the advisory's file: the feed
                                 // name and advisory id find it.
@@ -1050,11 +1065,14 @@ fn delete_source(tx: &Connection, source: &str) -> rusqlite::Result<()> {
 }
 
 /// Checks every range version of `a` against its ordering (`introduced: 0` is OSV's "from
-/// the start", and GIT ranges hold commits, not versions).
-fn validate(a: &Affected) -> Result<(), String> {
+/// the start", and GIT ranges hold commits, not versions). `Ok` lists the versions kept
+/// although only the reference tool's fallback orders them (see
+/// [`bulkhead_versions::Validity::Fallback`]), as messages.
+fn validate(a: &Affected) -> Result<Vec<String>, String> {
     if a.ecosystem.is_empty() || a.package.is_empty() {
         return Err("affected entry without ecosystem or package".into());
     }
+    let mut fallbacks = Vec::new();
     for r in &a.ranges {
         let scheme = match r.kind {
             RangeKind::Git => continue,
@@ -1068,12 +1086,16 @@ fn validate(a: &Affected) -> Result<(), String> {
             if matches!(e, Event::Introduced(_)) && v == "0" {
                 continue;
             }
-            if let Err(err) = scheme.validate(v) {
-                return Err(format!("{} {}: {err}", a.ecosystem, a.package));
+            match scheme.validate(v) {
+                Ok(bulkhead_versions::Validity::Valid) => {}
+                Ok(bulkhead_versions::Validity::Fallback(e)) => {
+                    fallbacks.push(format!("{} {}: kept: {e}", a.ecosystem, a.package));
+                }
+                Err(err) => return Err(format!("{} {}: {err}", a.ecosystem, a.package)),
             }
         }
     }
-    Ok(())
+    Ok(fallbacks)
 }
 
 fn insert_advisory(

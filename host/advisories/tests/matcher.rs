@@ -363,3 +363,88 @@ fn unparsable_installed_version_is_a_warning() {
     let report = match_packages_report(&s, Some(&os), &[deb("x", "x", "1")]).expect("match");
     assert_eq!(report.warnings.len(), 1);
 }
+
+/// Issue 13: real apk versions that apk-tools 2 accepts (`3.3.3p1-r3`, libretls in Alpine
+/// 3.14) are matched, and versions no apk-tools accepts (secdb's `2021-03-27-r5`) are
+/// compared by apk-tools' fallback, with a note saying so.
+#[test]
+fn apk_versions_are_matched_as_apk_tools_orders_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alpine = "Alpine:v3.14";
+    let s = store(
+        dir.path(),
+        vec![(
+            "secdb",
+            vec![
+                advisory("CVE-1", &[], vec![fixed(alpine, "libretls", "3.3.3p1-r3")]),
+                advisory(
+                    "CVE-2",
+                    &[],
+                    vec![fixed(alpine, "quickjs", "2021-03-27-r5")],
+                ),
+                advisory("CVE-3", &[], vec![fixed(alpine, "sudo", "1.9.5p2-r0")]),
+            ],
+        )],
+    );
+    let apk = |name: &str, version: &str| Package {
+        name: name.into(),
+        version: version.into(),
+        source_name: Some(name.into()),
+        ecosystem: "apk".into(),
+        ..Default::default()
+    };
+    let os = Os {
+        id: "alpine".into(),
+        version_id: Some("3.14.3".into()),
+        ..Default::default()
+    };
+    let report = match_packages_report(
+        &s,
+        Some(&os),
+        &[
+            apk("libretls", "3.3.3p1-r2"),
+            // apk-tools: 2021.03.27-r4 < 2021-03-27-r5 (an unreadable rest is greater).
+            apk("quickjs", "2021.03.27-r4"),
+            apk("sudo", "1.9.5p2-r0"),
+        ],
+    )
+    .expect("match");
+    let found: Vec<(&str, &str, Option<&str>)> = report
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.finding.package.as_str(),
+                f.finding.id.as_str(),
+                f.finding.fixed_version.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("libretls", "CVE-1", Some("3.3.3p1-r3")),
+            ("quickjs", "CVE-2", Some("2021-03-27-r5")),
+        ]
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(
+        report.notes[0].contains("quickjs 2021.03.27-r4: advisory CVE-2 (secdb)")
+            && report.notes[0].contains("2021-03-27-r5"),
+        "{:?}",
+        report.notes
+    );
+
+    // An installed version apk-tools calls invalid is compared the same way (up to where
+    // apk-tools stops reading it), and noted.
+    let report =
+        match_packages_report(&s, Some(&os), &[apk("libretls", "3.2.0-1")]).expect("match");
+    assert_eq!(report.findings.len(), 1);
+    assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+    assert!(
+        report.notes[0].starts_with("libretls 3.2.0-1: "),
+        "{:?}",
+        report.notes
+    );
+}

@@ -3,9 +3,10 @@
 //! Each test computes its expectation independently of the crate's feed parsers and of the
 //! matcher: the raw feed is read with a few lines of code here, and versions are compared
 //! with the distribution's own tool where one exists (`dpkg --compare-versions`, python3-rpm's
-//! `labelCompare`). For apk there is no tool on the build machine, so the expectation uses
-//! `bulkhead_versions`' apk ordering, whose agreement with apk-tools is proven in
-//! `host/versions`; what is tested here is the parsing, lookup and merging around it.
+//! `labelCompare`). For apk the expectation uses `bulkhead_versions`' apk ordering, whose
+//! agreement with apk-tools is proven in `host/versions` (`tests/oracle_apk.rs` runs the
+//! minirootfs' own apk-tools under chroot on every version of these fixtures); what is
+//! tested here is the parsing, lookup and merging around it.
 
 mod common;
 
@@ -153,8 +154,9 @@ fn alpine_expected(packages: &[Package], fixes: &Secfixes) -> BTreeSet<Row> {
     for p in packages {
         let origin = p.source_name.as_deref().unwrap_or(&p.name);
         for (fixed, tokens) in fixes.get(origin).into_iter().flatten() {
-            // "0": the release was never affected. A version apk would reject (the real
-            // v3.6 secdb has `1.0.4.-r0`) cannot be compared: the store drops such entries.
+            // "0": the release was never affected. Every other version is compared, as
+            // apk-tools compares it (the real v3.6 secdb has `1.0.4.-r0`, which apk-tools 2
+            // accepts); only what no apk would take (whitespace) is dropped by the store.
             if fixed == "0" || !valid_apk(fixed) || apk(&p.version, fixed).is_ge() {
                 continue;
             }

@@ -431,10 +431,10 @@ fn invalid_versions_are_dropped_and_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("advisories.db");
     let mut b = Builder::empty(&db).expect("builder");
-    let mut adv = advisory("X-1", "Debian:12", "bash", "5.2.15-2");
-    // "4.8.0.-r1" is a real (broken) Alpine secdb version: not an apk version.
+    let mut adv = advisory("X-1", "Alpine:v3.11", "phpmyadmin", "4.8.1-r0");
+    // dpkg refuses an empty revision.
     adv.affected.push(
-        advisory("X-1", "Alpine:v3.11", "phpmyadmin", "4.8.0.-r1")
+        advisory("X-1", "Debian:12", "bash", "5.2.15-")
             .affected
             .remove(0),
     );
@@ -442,13 +442,52 @@ fn invalid_versions_are_dropped_and_reported() {
     assert_eq!((report.records, report.dropped_affected), (1, 1));
     let msg = report.errors[0].to_string();
     assert!(
-        msg.contains("feed x") && msg.contains("X-1") && msg.contains("4.8.0.-r1"),
+        msg.contains("feed x") && msg.contains("X-1") && msg.contains("5.2.15-"),
         "{msg}"
     );
     b.commit().expect("commit");
     let store = Store::open(&db).expect("open");
-    assert_eq!(ids(&store, "Debian:12", "bash"), ["X-1"]);
-    assert!(ids(&store, "Alpine:v3.11", "phpmyadmin").is_empty());
+    assert_eq!(ids(&store, "Alpine:v3.11", "phpmyadmin"), ["X-1"]);
+    assert!(ids(&store, "Debian:12", "bash").is_empty());
+}
+
+/// apk-tools orders every version string, those it calls invalid by a fallback, and so
+/// does the matcher: real secdb versions are kept. `4.8.0.-r1` (v3.6-v3.11 phpmyadmin) and
+/// `1.9.5p2-r0` (sudo) are valid for apk-tools 2; `2021-03-27-r5` (quickjs) is not, and is
+/// reported as kept by apk-tools' fallback.
+#[test]
+fn apk_versions_apk_tools_orders_are_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("advisories.db");
+    let mut b = Builder::empty(&db).expect("builder");
+    let records = [
+        ("X-1", "phpmyadmin", "4.8.0.-r1"),
+        ("X-2", "sudo", "1.9.5p2-r0"),
+        ("X-3", "quickjs", "2021-03-27-r5"),
+    ]
+    .map(|(id, pkg, v)| Ok::<_, Error>(advisory(id, "Alpine:v3.15", pkg, v)));
+    let report = b.import("x", records).expect("import");
+    assert_eq!(
+        (
+            report.records,
+            report.dropped_affected,
+            report.fallback_versions
+        ),
+        (3, 0, 1)
+    );
+    let msg = report.errors[0].to_string();
+    assert!(
+        msg.contains("X-3")
+            && msg.contains("2021-03-27-r5")
+            && msg.contains("kept")
+            && msg.contains("as apk-tools orders invalid versions"),
+        "{msg}"
+    );
+    b.commit().expect("commit");
+    let store = Store::open(&db).expect("open");
+    assert_eq!(ids(&store, "Alpine:v3.15", "phpmyadmin"), ["X-1"]);
+    assert_eq!(ids(&store, "Alpine:v3.15", "sudo"), ["X-2"]);
+    assert_eq!(ids(&store, "Alpine:v3.15", "quickjs"), ["X-3"]);
 }
 
 #[test]

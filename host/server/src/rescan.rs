@@ -49,6 +49,7 @@ const ASSESSMENT_CODES: &[&str] = &[
     "no-advisory-db",
     "db-missing-ecosystem",
     "match-skipped",
+    "version-fallback",
     "match-unsupported",
     "os-eol",
     "ignore-rule-expired",

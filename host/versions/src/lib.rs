@@ -9,9 +9,14 @@
 //! |---|---|---|
 //! | [`deb`] | Debian and Ubuntu packages | `dpkg --compare-versions` |
 //! | [`rpm`] | RPM packages (`[E:]V-R`) | rpm's `rpmvercmp` / `labelCompare` |
-//! | [`apk`] | Alpine packages | apk-tools 3 (`apk version -t`) |
+//! | [`apk`] | Alpine packages | apk-tools 2.14 (`apk version -t`; Alpine up to 3.22), with apk-tools 3's `~hash` |
 //! | [`semver`] | crates.io, npm (SemVer 2.0 precedence) and Go modules | the `semver` crate, npm's `semver`, Go's `x/mod/semver` |
 //! | [`pep440`] | Python packages | `packaging.version` |
+//!
+//! A string the reference tool calls invalid is an [`Error`], except where the tool itself
+//! orders invalid versions with a fallback of its own (apk-tools does): then it parses,
+//! orders as the tool orders it, and [`Ecosystem::validate`] says so ([`Validity::Fallback`])
+//! so that the caller can tell the user.
 //!
 //! Every version type keeps the string it was parsed from: `Display` prints it unchanged, and
 //! equality is the ecosystem's equality (`1.0` and `1.0-0` are the same Debian version).
@@ -62,15 +67,32 @@ impl Ecosystem {
         Ecosystem::Pep440,
     ];
 
-    /// Parses `input` as a version of this ecosystem, only to check it.
-    pub fn validate(self, input: &str) -> Result<(), Error> {
+    /// Parses `input` as a version of this ecosystem, only to check it: `Err` when it
+    /// cannot be ordered, [`Validity::Fallback`] when it is ordered only by the reference
+    /// tool's fallback for invalid versions.
+    pub fn validate(self, input: &str) -> Result<Validity, Error> {
+        fn valid<T>(r: Result<T, Error>) -> Result<Validity, Error> {
+            r.map(|_| Validity::Valid)
+        }
         match self {
-            Ecosystem::Deb => input.parse::<deb::DebVersion>().map(drop),
-            Ecosystem::Rpm => input.parse::<rpm::RpmVersion>().map(drop),
-            Ecosystem::Apk => input.parse::<apk::ApkVersion>().map(drop),
-            Ecosystem::Semver => input.parse::<semver::SemVer>().map(drop),
-            Ecosystem::Go => input.parse::<semver::GoVersion>().map(drop),
-            Ecosystem::Pep440 => input.parse::<pep440::Pep440Version>().map(drop),
+            Ecosystem::Deb => valid(input.parse::<deb::DebVersion>()),
+            Ecosystem::Rpm => valid(input.parse::<rpm::RpmVersion>()),
+            Ecosystem::Apk => {
+                let v = input.parse::<apk::ApkVersion>()?;
+                Ok(match v.invalid_reason() {
+                    None => Validity::Valid,
+                    Some(why) => Validity::Fallback(Error::new(
+                        Ecosystem::Apk,
+                        input,
+                        format!(
+                            "{why}; ordered as apk-tools orders invalid versions: what follows is not compared"
+                        ),
+                    )),
+                })
+            }
+            Ecosystem::Semver => valid(input.parse::<semver::SemVer>()),
+            Ecosystem::Go => valid(input.parse::<semver::GoVersion>()),
+            Ecosystem::Pep440 => valid(input.parse::<pep440::Pep440Version>()),
         }
     }
 }
@@ -88,10 +110,24 @@ impl fmt::Display for Ecosystem {
     }
 }
 
+/// What [`Ecosystem::validate`] says of a version that can be ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validity {
+    /// Valid for the ecosystem's reference tool.
+    Valid,
+    /// Invalid for the reference tool, which still orders it with a fallback of its own,
+    /// and so does this crate (only apk-tools does this: see [`apk`]). The error says what
+    /// is wrong and what was done; callers should pass it on, because the order is the
+    /// tool's guess at a malformed version.
+    Fallback(Error),
+}
+
 /// Compares two version strings of one ecosystem.
 ///
-/// Fails when either string is not a valid version of that ecosystem: guessing an order
-/// for a malformed version would silently turn into a wrong match.
+/// Fails when either string is not a version of that ecosystem: guessing an order for a
+/// malformed version would silently turn into a wrong match. The exception is a version
+/// the reference tool itself orders although it calls it invalid (apk-tools): that is
+/// ordered as the tool orders it ([`Validity::Fallback`]).
 pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Result<Ordering, Error> {
     fn cmp<T: std::str::FromStr<Err = Error> + Ord>(a: &str, b: &str) -> Result<Ordering, Error> {
         Ok(a.parse::<T>()?.cmp(&b.parse::<T>()?))

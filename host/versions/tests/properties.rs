@@ -101,6 +101,16 @@ laws!(
     "apk.txt"
 );
 
+// apk-tools orders any string, invalid ones by a fallback, and so does ApkVersion: the
+// laws must hold across valid, apk-tools-2-only, apk-tools-3-only and invalid versions.
+laws!(
+    apk_order_laws_any_string,
+    bulkhead_versions::apk::ApkVersion,
+    Ecosystem::Apk,
+    "[0-2abpr._~-]{1,10}|[0-2](\\.0{0,2}[0-2]?){0,2}[ab]?[0-2]?(_(alpha|rc|p|x)[0-2]?){0,2}(~[0-9a-f]{1,2})?(-r[0-2]?){0,2}",
+    "apk.txt"
+);
+
 laws!(
     semver_order_laws,
     bulkhead_versions::semver::SemVer,

@@ -98,18 +98,27 @@ pub fn advisory_url(id: &str) -> Option<String> {
     })
 }
 
+/// Diagnostic code of a version compared by the reference tool's fallback for versions it
+/// calls invalid (apk-tools orders any string; the matcher does the same and says so).
+pub const VERSION_FALLBACK_CODE: &str = "version-fallback";
+
 /// Turns the `(found, total)` list of skipped packages into a few readable diagnostics.
 fn summarise_warnings(warnings: Vec<String>, out: &mut Vec<Diagnostic>) {
+    summarise("match-skipped", "skipped", warnings, out);
+}
+
+/// A few diagnostics of `code` for `messages`, the rest counted in one more.
+fn summarise(code: &str, done: &str, messages: Vec<String>, out: &mut Vec<Diagnostic>) {
     const SHOWN: usize = 5;
-    let total = warnings.len();
-    for w in warnings.iter().take(SHOWN) {
-        out.push(Diagnostic::warning("match-skipped", w.clone()));
+    let total = messages.len();
+    for m in messages.iter().take(SHOWN) {
+        out.push(Diagnostic::warning(code, m.clone()));
     }
     if total > SHOWN {
         out.push(Diagnostic::warning(
-            "match-skipped",
+            code,
             format!(
-                "{} more packages or advisory entries were skipped the same way",
+                "{} more packages or advisory entries were {done} the same way",
                 total - SHOWN
             ),
         ));
@@ -218,6 +227,12 @@ fn assess_in_snapshot(
         )
     })?;
     summarise_warnings(report.warnings, &mut diagnostics);
+    summarise(
+        VERSION_FALLBACK_CODE,
+        "compared",
+        report.notes,
+        &mut diagnostics,
+    );
 
     let mut findings = Vec::with_capacity(report.findings.len());
     // One CVE is often found in several packages (every binary of a source package):

@@ -142,7 +142,9 @@ pub fn print_report(
         report.source, report.records, report.skipped, report.dropped_affected
     )
     .context("cannot write output")?;
-    let problems = report.skipped + report.dropped_affected;
+    // Versions kept but ordered by the reference tool's fallback (apk-tools) are listed
+    // among the errors too.
+    let problems = report.skipped + report.dropped_affected + report.fallback_versions;
     for e in report.errors.iter().take(SHOWN_ERRORS) {
         writeln!(out, "  {}", rename(crate::text::sanitize(&e.to_string())))?;
     }

@@ -2,6 +2,8 @@
 //! and finding the reference tools.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
+pub mod apk_fixtures;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
