@@ -62,10 +62,16 @@ fn webhook(svc: &ServiceHarness, events: Vec<Value>) {
             ("Authorization", &format!("Bearer {SECRET}")),
             ("Content-Type", "application/json"),
         ],
-        json!({ "events": events }).to_string().as_bytes(),
+        json!({ "events": &events }).to_string().as_bytes(),
     )
     .expect("webhook");
     assert_eq!(r.status, 200, "webhook: {}", r.text());
+    let summary: Value = serde_json::from_str(&r.text()).expect("the webhook's summary");
+    assert_eq!(
+        summary["enqueued"].as_u64(),
+        Some(events.len() as u64),
+        "every push enqueued: {summary}"
+    );
 }
 
 fn main() {
@@ -76,7 +82,16 @@ fn main() {
     let db = harness::demo_db(dir.path());
     let reg = Registry::start(Auth::None);
     harness::push_archive(&reg, &harness::demo_archive(dir.path()), "team-a/app0:v1");
-    let manifest = reg.get("/v2/team-a/app0/manifests/v1");
+    // Without an Accept header the registry would convert the manifest to schema 1.
+    let accept = "application/vnd.oci.image.manifest.v1+json, \
+                  application/vnd.docker.distribution.manifest.v2+json";
+    let manifest = reg
+        .get_as(
+            "/v2/team-a/app0/manifests/v1",
+            reg.creds(),
+            &[("Accept", accept)],
+        )
+        .expect("the pushed manifest");
     assert_eq!(manifest.status, 200, "{}", manifest.text());
     let digest = manifest
         .header("Docker-Content-Digest")
@@ -162,17 +177,47 @@ fn main() {
             .map(|s| seconds(&s["created_at"]))
             .fold(f64::MAX, f64::min);
     let waited = b_started - b_created;
+    // The scans B had to wait for: A's that were running when B pushed.
+    let running: Vec<String> = a_scans
+        .iter()
+        .filter(|s| {
+            seconds(&s["started_at"]) <= b_created && seconds(&s["finished_at"]) > b_created
+        })
+        .map(|s| {
+            format!(
+                "{:.3} s (of which {:.3} s after B's push)",
+                seconds(&s["finished_at"]) - seconds(&s["started_at"]),
+                seconds(&s["finished_at"]) - b_created
+            )
+        })
+        .collect();
     println!("fairness: tenant A pushed {BURST} images, then tenant B one ({WORKERS} workers)");
     println!("  A's scans: median {median:.3} s each, all {BURST} done in {a_all:.1} s");
+    // A worker's time per job: the scan plus claiming and recording it (what a push
+    // waiting for a free worker waits for), from A's throughput.
+    let cycle = a_all * WORKERS as f64 / BURST as f64;
     println!(
-        "  B's scan: waited {waited:.3} s ({:.2} scans of A) and took {:.3} s",
+        "  a worker's time per job (scan, claim, record): {:.3} s",
+        cycle
+    );
+    println!(
+        "  B's scan: waited {waited:.3} s ({:.2} scans of A, {:.2} job times) and took {:.3} s",
         waited / median.max(1e-3),
+        waited / cycle.max(1e-3),
         b_finished - b_started
     );
     println!(
-        "  B's scan started {position} of {} (oldest first across tenants: {})",
+        "  B's scan started {position} of {} (oldest first across tenants would make it {})",
         BURST + 1,
         BURST + 1
+    );
+    println!(
+        "  A's scans running when B pushed: {}",
+        if running.is_empty() {
+            "none".to_string()
+        } else {
+            running.join(", ")
+        }
     );
     println!("  A's scans started after B's push and before B's scan: {overtook} (target 0)");
     println!(

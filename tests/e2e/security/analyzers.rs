@@ -70,7 +70,7 @@ fn home() -> tempfile::TempDir {
     let home = tempfile::tempdir().expect("tempdir");
     let out = bulkhead(home.path())
         .args(["--quiet", "db", "import"])
-        .arg(fixture("advisories/alpine-v3.12-main.json"))
+        .arg(fixture("advisories/alpine-secdb-2024/v3.12/main.json"))
         .output()
         .expect("run bulkhead");
     assert!(out.status.success(), "db import: {}", stderr(&out));
