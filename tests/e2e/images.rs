@@ -722,3 +722,61 @@ fn docker_archives_and_quiet_output() {
             .any(|(n, v, _)| n == "musl" && v.starts_with("1.1.24"))
     );
 }
+
+/// `KEY` of an os-release file, read the simple way (the fixtures quote with `"` or not at
+/// all): the test's own reading, not the scanner's parser.
+fn os_release_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Issue 13, item 3: a later layer overrides only the release files it declares. Once the
+/// last layer with any OS information decided the OS, so a layer that only added
+/// `/etc/lsb-release` (here a real Ubuntu 18.04 one) turned a Debian 12 image into Ubuntu
+/// 18.04 and matched it against the wrong advisories. A layer that replaces
+/// `/etc/os-release` itself (here with Alpine 3.20's) does change the OS.
+#[test]
+fn a_later_layer_overrides_only_the_release_files_it_declares() {
+    let debian = std::fs::read_to_string(bulkhead_test_artifacts::fixture(
+        "dpkg/debian-bookworm-minbase/usr/lib/os-release",
+    ))
+    .expect("Debian's os-release");
+    let alpine = std::fs::read_to_string(bulkhead_test_artifacts::fixture(
+        "apk/alpine-3.20/etc/os-release",
+    ))
+    .expect("Alpine's os-release");
+    let lsb = std::fs::read(bulkhead_test_artifacts::fixture(
+        "release/ubuntu-18.04/lsb-release",
+    ))
+    .expect("Ubuntu's lsb-release");
+    let home = tempfile::tempdir().expect("tempdir");
+    let os_of = |image: &Image| {
+        let report = scan_ok(home.path(), &[&image.oci_ref(), "--no-cache"]);
+        (
+            report["os"]["id"].as_str().map(str::to_string),
+            report["os"]["version_id"].as_str().map(str::to_string),
+        )
+    };
+
+    let added_lsb = images::debian_minbase_then(&[("etc/lsb-release", &lsb)], "lsb");
+    assert_eq!(
+        os_of(&added_lsb),
+        (
+            os_release_field(&debian, "ID"),
+            os_release_field(&debian, "VERSION_ID")
+        ),
+        "a later lsb-release must not override the base image's os-release"
+    );
+
+    let replaced = images::debian_minbase_then(&[("etc/os-release", alpine.as_bytes())], "alpine");
+    assert_eq!(
+        os_of(&replaced),
+        (
+            os_release_field(&alpine, "ID"),
+            os_release_field(&alpine, "VERSION_ID")
+        ),
+        "a later layer's own os-release decides"
+    );
+}

@@ -93,6 +93,42 @@ pub fn debian_minbase_with(compression: Compression) -> Image {
     image
 }
 
+/// [`debian_minbase`]'s layer, then a second layer holding `files` (path, content), tag
+/// `tag`: a base image and a later layer that adds or replaces release files (the OS-merge
+/// tests).
+pub fn debian_minbase_then(files: &[(&str, &[u8])], tag: &str) -> Image {
+    let root = minbase_root();
+    let mut base = LayerTar::new();
+    add_tree(&mut base, &root, "", &|rel| {
+        rel.starts_with("expected-packages")
+    })
+    .expect("read the fixture tree");
+    base.symlink("etc/os-release", "../usr/lib/os-release");
+    let mut top = LayerTar::new();
+    for (path, data) in files {
+        top.parents(path).file(path, data, 0o644);
+    }
+    let (mut image, layout) = Image::new_layout(tag);
+    let layers = [
+        layout
+            .add_layer(
+                &base.into_bytes(),
+                Compression::Gzip,
+                "debian-bookworm-minbase fixture",
+            )
+            .expect("write the base layer"),
+        layout
+            .add_layer(&top.into_bytes(), Compression::Gzip, "release files")
+            .expect("write the second layer"),
+    ];
+    let manifest = layout
+        .add_image(&layers, &Platform::linux_amd64())
+        .expect("write the manifest");
+    layout.tag(&manifest, tag).expect("tag");
+    image.expected = Some(root.join("expected-packages.dpkg-query.tsv"));
+    image
+}
+
 /// Four gzip layers exercising the merge rules (like the registry lab's `layers:latest`),
 /// tag `latest`:
 ///

@@ -23,8 +23,9 @@ mod layout;
 pub mod oracle;
 
 pub use builders::{
-    LAYERED_OLD_LIBSSL3, alpine, alpine_with, debian_minbase, debian_minbase_with, layered,
-    layered_mixed, layered_with, multi_platform, multi_platform_with, single_layer_from_dir,
+    LAYERED_OLD_LIBSSL3, alpine, alpine_with, debian_minbase, debian_minbase_then,
+    debian_minbase_with, layered, layered_mixed, layered_with, multi_platform, multi_platform_with,
+    single_layer_from_dir,
 };
 pub use layer::LayerTar;
 pub use layout::{Descriptor, Layer, OciLayout, Platform, sha256_digest};
