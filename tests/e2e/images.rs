@@ -780,3 +780,73 @@ fn a_later_layer_overrides_only_the_release_files_it_declares() {
         "a later layer's own os-release decides"
     );
 }
+
+/// Issue 13, item 2: Alpine edge. An edge image's os-release names the next release with a
+/// snapshot date (`3.14.0_alpha20210212`, `PRETTY_NAME="Alpine Linux edge"`); it was matched
+/// as that release (`Alpine:v3.14`: no such data, nothing checked) and called end-of-life.
+/// Here the real Alpine 3.20.3 minirootfs with edge's release files laid over it, against
+/// the real secdb `edge` feed: every finding comes from `Alpine:edge`, nothing is left
+/// unchecked, no end of life, and a diagnostic says edge is a moving target.
+#[test]
+fn alpine_edge_is_matched_against_the_edge_data_and_never_end_of_life() {
+    let release = |name: &str| {
+        std::fs::read(bulkhead_test_artifacts::fixture(&format!(
+            "release/alpine-edge/{name}"
+        )))
+        .expect("edge release file")
+    };
+    let (os_release, alpine_release) = (release("os-release"), release("alpine-release"));
+    let image = images::alpine_then(
+        "3.20",
+        Compression::Gzip,
+        &[
+            ("etc/os-release", &os_release),
+            ("etc/alpine-release", &alpine_release),
+        ],
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("advisories.db");
+    for feed in ["main", "community"] {
+        crate::harness::import(
+            home.path(),
+            &bulkhead_test_artifacts::fixture(&format!(
+                "advisories/alpine-secdb-2024/edge-2024-12-31/{feed}.json"
+            )),
+            &db,
+        );
+    }
+    let report = scan_ok(
+        home.path(),
+        &[
+            &image.oci_ref(),
+            "--no-cache",
+            "--db",
+            &db.to_string_lossy(),
+        ],
+    );
+    let codes: BTreeSet<&str> = report["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert!(codes.contains("os-moving-target"), "{codes:?}");
+    for absent in ["os-eol", "db-missing-ecosystem", "match-skipped"] {
+        assert!(
+            !codes.contains(absent),
+            "{absent}: {}",
+            report["diagnostics"]
+        );
+    }
+    assert_ne!(report["health"], "unknown", "{}", report["diagnostics"]);
+    let findings = report["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().all(|f| f["ecosystem"] == "Alpine:edge"),
+        "{findings:?}"
+    );
+    eprintln!(
+        "alpine edge: {} findings, health {}",
+        findings.len(),
+        report["health"]
+    );
+}

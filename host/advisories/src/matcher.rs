@@ -143,6 +143,9 @@ pub fn ecosystem_for(os: Option<&Os>, kind: PackageKind) -> Option<String> {
             }
         },
         (PackageKind::Deb, "ubuntu") => numeric(2).map(|v| format!("Ubuntu:{v}")),
+        // Edge and pre-releases follow the edge branch (the secdb's `edge` feed), whatever
+        // release number their VERSION_ID carries.
+        (PackageKind::Apk, "alpine") if os.is_alpine_edge() => Some("Alpine:edge".into()),
         (PackageKind::Apk, "alpine") => numeric(2).map(|v| format!("Alpine:v{v}")),
         (PackageKind::Rpm, "almalinux") => numeric(1).map(|v| format!("AlmaLinux:{v}")),
         (PackageKind::Rpm, "rocky") => numeric(1).map(|v| format!("Rocky Linux:{v}")),
@@ -1048,6 +1051,20 @@ mod tests {
             e(&os("alpine", Some("3.19.1"), None), PackageKind::Apk).as_deref(),
             Some("Alpine:v3.19")
         );
+        // Edge carries the next release's number with a snapshot date (a real edge
+        // os-release: tests/fixtures/release/alpine-edge/os-release).
+        for edge in [
+            "3.21.0_alpha20240923",
+            "3.18_alpha20230329",
+            "3.21.0_rc1",
+            "edge",
+        ] {
+            assert_eq!(
+                e(&os("alpine", Some(edge), None), PackageKind::Apk).as_deref(),
+                Some("Alpine:edge"),
+                "{edge}"
+            );
+        }
         assert_eq!(
             e(&os("almalinux", Some("9.4"), None), PackageKind::Rpm).as_deref(),
             Some("AlmaLinux:9")

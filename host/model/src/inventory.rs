@@ -23,6 +23,28 @@ pub struct Os {
     pub eol: Option<Eol>,
 }
 
+impl Os {
+    /// Alpine's development branch, edge, or a pre-release of the next release: `VERSION_ID`
+    /// such as `3.21.0_alpha20240923` (edge's os-release carries the next release's number
+    /// with a snapshot date and `PRETTY_NAME="Alpine Linux edge"`), `_beta…`, `_rc…`. Its
+    /// packages follow the `edge` branch, not the release its number names: it is matched
+    /// against the secdb's `edge` data and has no end of life.
+    pub fn is_alpine_edge(&self) -> bool {
+        if !self.id.trim().eq_ignore_ascii_case("alpine") {
+            return false;
+        }
+        let version = self.version_id.as_deref().unwrap_or("").trim();
+        version.eq_ignore_ascii_case("edge")
+            || ["_alpha", "_beta", "_rc"]
+                .iter()
+                .any(|pre| version.contains(pre))
+            || self
+                .pretty_name
+                .as_deref()
+                .is_some_and(|n| n.trim().to_ascii_lowercase().ends_with(" edge"))
+    }
+}
+
 /// One installed package: what its analyzer read, and where it came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Package {

@@ -66,6 +66,10 @@ const TABLE: &[(&str, &str, &str)] = &[
 /// The release key of `os` in [`TABLE`]'s terms: the major version for Debian and the RHEL
 /// family, `major.minor` for Ubuntu, Alpine and Mariner.
 fn release_key(os: &Os) -> Option<String> {
+    // Edge moves on; the release number it carries has not been released yet.
+    if os.is_alpine_edge() {
+        return None;
+    }
     let version = os.version_id.as_deref()?.trim();
     let parts: Vec<&str> = version.split('.').collect();
     let take = match os.id.as_str() {
@@ -112,6 +116,9 @@ mod tests {
         let e = lookup(&os("ubuntu", "22.04"), "2026-11-25").expect("known");
         assert!(!e.reached);
         assert!(lookup(&os("almalinux", "9.4"), "2026-11-25").is_some());
+        // Edge is never end-of-life, though Alpine 3.12 (its number's release) is.
+        assert!(lookup(&os("alpine", "3.12.0_alpha20200122"), "2026-11-25").is_none());
+        assert!(lookup(&os("alpine", "3.12.12"), "2026-11-25").is_some_and(|e| e.reached));
         assert!(
             lookup(&os("debian", "12"), "2028-07-01")
                 .expect("known")

@@ -297,6 +297,20 @@ fn assess_in_snapshot(
                 )));
     }
 
+    if let Some(o) = inventory.os.as_ref().filter(|o| o.is_alpine_edge()) {
+        diagnostics.push(Diagnostic::warning(
+            "os-moving-target",
+            format!(
+                "{} (VERSION_ID {}) is Alpine's development branch or a pre-release: a moving \
+                 target, matched against the secdb's edge data (Alpine:edge), whose packages \
+                 and fixes change daily; rescan it often, and prefer a stable release in \
+                 production",
+                o.pretty_name.as_deref().unwrap_or("Alpine Linux edge"),
+                o.version_id.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
+
     let db = store
         .status()
         .with_context(|| {

@@ -43,8 +43,9 @@ const OSV_ECOSYSTEMS: &[(&str, &str)] = &[
 
 /// Alpine releases whose secdb is fetched by default: the supported ones when this list
 /// was written (November 2026; 3.21 reached its end of life on 1 November 2026). Older
-/// releases are covered by osv.dev's Alpine archive.
-const ALPINE_RELEASES: &[&str] = &["v3.22", "v3.23", "v3.24"];
+/// releases are covered by osv.dev's Alpine archive. `edge` is Alpine's development branch
+/// (and its `_alpha`/`_rc` pre-releases), which osv.dev does not cover.
+const ALPINE_RELEASES: &[&str] = &["v3.22", "v3.23", "v3.24", "edge"];
 
 /// Default bound of one download: above the largest osv.dev ecosystem archive and the
 /// parsers' 1 GiB per-document limit.

@@ -29,6 +29,12 @@ pub fn alpine(version: &str) -> Image {
 
 /// [`alpine`] with the layer recompressed (`Gzip` keeps the upstream blob as it is).
 pub fn alpine_with(version: &str, compression: Compression) -> Image {
+    alpine_then(version, compression, &[])
+}
+
+/// [`alpine_with`], then a second (gzip) layer holding `files` (path, content) when there
+/// are any: the official image with something laid over it (the OS tests lay release files).
+pub fn alpine_then(version: &str, compression: Compression, files: &[(&str, &[u8])]) -> Image {
     let (short, file) = ALPINE
         .iter()
         .find(|(short, file)| *short == version || file.contains(&format!("-{version}-")))
@@ -51,8 +57,20 @@ pub fn alpine_with(version: &str, compression: Compression) -> Image {
         other => layout.add_layer(&tar, other, &created_by),
     }
     .expect("write the alpine layer");
+    let mut layers = vec![layer];
+    if !files.is_empty() {
+        let mut top = LayerTar::new();
+        for (path, data) in files {
+            top.parents(path).file(path, data, 0o644);
+        }
+        layers.push(
+            layout
+                .add_layer(&top.into_bytes(), Compression::Gzip, "files laid over")
+                .expect("write the second layer"),
+        );
+    }
     let manifest = layout
-        .add_image(&[layer], &Platform::linux_amd64())
+        .add_image(&layers, &Platform::linux_amd64())
         .expect("write the manifest");
     layout.tag(&manifest, short).expect("tag");
     let expected = fixture(&format!("apk/alpine-{short}/expected-packages.tsv"));

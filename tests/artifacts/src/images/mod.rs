@@ -23,7 +23,7 @@ mod layout;
 pub mod oracle;
 
 pub use builders::{
-    LAYERED_OLD_LIBSSL3, alpine, alpine_with, debian_minbase, debian_minbase_then,
+    LAYERED_OLD_LIBSSL3, alpine, alpine_then, alpine_with, debian_minbase, debian_minbase_then,
     debian_minbase_with, layered, layered_mixed, layered_with, multi_platform, multi_platform_with,
     single_layer_from_dir,
 };
