@@ -850,3 +850,54 @@ fn alpine_edge_is_matched_against_the_edge_data_and_never_end_of_life() {
         report["health"]
     );
 }
+
+/// Issue 14, item 1: the `./` root entry that heads most real layer tars (here the official
+/// Alpine minirootfs layers) is not an odd name: no `odd-names-skipped` for them. Truly odd
+/// names (newline, invalid UTF-8, escape sequences, an empty name) still are reported.
+#[test]
+fn the_root_entry_of_real_layers_is_not_an_odd_name() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let codes = |image: &Image| -> Vec<String> {
+        let (out, json) = run(
+            home.path(),
+            &["scan", "--format", "json", "--no-cache", &image.oci_ref()],
+        );
+        let report = json.unwrap_or_else(|| panic!("no JSON report: {}", stderr(&out)));
+        report["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .filter_map(|d| d["code"].as_str().map(str::to_string))
+            .collect()
+    };
+    for version in ["3.12", "3.20"] {
+        let image = images::alpine(version);
+        let layer = bulkhead_test_artifacts::fixture(&format!(
+            "images/alpine-minirootfs-{}-x86_64.tar.gz",
+            if version == "3.12" {
+                "3.12.12"
+            } else {
+                "3.20.3"
+            }
+        ));
+        // The premise: the real layer starts with the root entry.
+        let listing = std::process::Command::new("tar")
+            .arg("tzf")
+            .arg(&layer)
+            .output()
+            .expect("tar");
+        assert_eq!(
+            String::from_utf8_lossy(&listing.stdout).lines().next(),
+            Some("./"),
+            "{}",
+            layer.display()
+        );
+        let found = codes(&image);
+        assert!(
+            !found.iter().any(|c| c == "odd-names-skipped"),
+            "alpine {version}: {found:?}"
+        );
+    }
+    let found = codes(&hostile::weird_names());
+    assert!(found.iter().any(|c| c == "odd-names-skipped"), "{found:?}");
+}

@@ -81,7 +81,12 @@ pub fn extract(
         }
         let raw = entry.path_bytes().into_owned();
         let Some(rel) = std::str::from_utf8(&raw).ok().and_then(clean_path) else {
-            skipped_names += 1;
+            // The root itself (`./`, `.`, `/`) heads most real layer tars (Alpine's
+            // minirootfs, mmdebstrap's, `tar -C root .`): an ordinary entry with nothing to
+            // extract, not an odd name worth a diagnostic.
+            if !names_root(&raw) {
+                skipped_names += 1;
+            }
             continue;
         };
         let kind = entry.header().entry_type();
@@ -231,6 +236,12 @@ fn too_large(layer: &str, rel: &str, size: u64, max: u64) -> Diagnostic {
         "file-too-large",
         format!("{rel}: {size} bytes, more than the {max} bytes analyzers accept; not analysed"),
     )
+}
+
+/// Whether a tar entry's name is the archive's root (`./`, `.`, `/`): only `.` and empty
+/// components. An empty name is not: no real tar writes one.
+fn names_root(raw: &[u8]) -> bool {
+    !raw.is_empty() && raw.split(|&b| b == b'/').all(|c| c.is_empty() || c == b".")
 }
 
 #[cfg(test)]
