@@ -481,3 +481,100 @@ fn bad_input_gets_a_clear_error() {
         "{err}"
     );
 }
+
+/// Issue 14, item 2: an argument that names an existing file or directory is scanned as
+/// what it holds, and the output says so; an explicit scheme still wins; other tools'
+/// spellings work; a missing archive or a mistyped scheme fails at once, without asking a
+/// registry, naming the valid forms.
+#[test]
+fn paths_are_recognised_and_schemes_have_aliases() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = crate::harness::demo_db(home.path());
+    let db_arg = db.to_string_lossy().into_owned();
+    let scan = |reference: &str| {
+        crate::harness::bulkhead(home.path())
+            .args(["scan", "--format", "json", "--db", &db_arg, reference])
+            .output()
+            .expect("run bulkhead scan")
+    };
+    let packages = |out: &std::process::Output| -> Vec<(String, String)> {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {}", crate::harness::stderr(out)));
+        let mut p: Vec<(String, String)> = report["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| (p["name"].to_string(), p["version"].to_string()))
+            .collect();
+        p.sort();
+        p
+    };
+
+    // The demo image, a gzipped `docker save` archive, by its bare path.
+    let archive = crate::harness::demo("almalinux9-demo.tar.gz");
+    let explicit = scan(&crate::harness::demo_image());
+    assert!(
+        explicit.status.success(),
+        "{}",
+        crate::harness::stderr(&explicit)
+    );
+    let bare = scan(&archive.to_string_lossy());
+    assert!(bare.status.success(), "{}", crate::harness::stderr(&bare));
+    assert_eq!(packages(&bare), packages(&explicit));
+    assert_eq!(
+        packages(&bare).len(),
+        30,
+        "the demo image's 30 rpm packages"
+    );
+    let said = crate::harness::stderr(&bare);
+    assert!(
+        said.contains(&format!("scanning docker-archive:{}", archive.display())),
+        "{said}"
+    );
+    // A rootfs directory and an OCI layout directory, by path.
+    let rootfs = bulkhead_test_artifacts::fixture("apk/alpine-3.20");
+    let by_path = scan(&rootfs.to_string_lossy());
+    assert!(
+        crate::harness::stderr(&by_path).contains(&format!("scanning dir:{}", rootfs.display())),
+        "{}",
+        crate::harness::stderr(&by_path)
+    );
+    assert_eq!(
+        packages(&by_path),
+        packages(&scan(&format!("fs:{}", rootfs.display())))
+    );
+    let image = bulkhead_test_artifacts::images::alpine("3.20");
+    let layout = scan(&image.layout.to_string_lossy());
+    assert!(
+        crate::harness::stderr(&layout)
+            .contains(&format!("scanning oci:{}", image.layout.display())),
+        "{}",
+        crate::harness::stderr(&layout)
+    );
+    assert_eq!(
+        packages(&layout),
+        packages(&scan(&format!(
+            "oci-dir:{}:{}",
+            image.layout.display(),
+            image.tag
+        )))
+    );
+
+    // A missing archive and a mistyped scheme: at once, with the way out.
+    for (reference, says) in [
+        ("img/debian.tar", "no such file or directory"),
+        (
+            "oci-archve:/srv/images/debian.tar",
+            "unknown scheme \"oci-archve\"",
+        ),
+    ] {
+        let out = scan(reference);
+        let err = crate::harness::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{reference}: {err}");
+        assert!(err.contains(says), "{reference}: {err}");
+        assert!(
+            err.contains("registry:") || err.contains("docker-archive:FILE"),
+            "{err}"
+        );
+    }
+}

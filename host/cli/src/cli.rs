@@ -18,7 +18,7 @@ use bulkhead_scan::pipeline::{DEFAULT_PARALLEL_LAYERS, Pipeline, PipelineSpec};
 use bulkhead_scan::report::{Format, TableStyle};
 use bulkhead_scan::sandbox::Sandbox;
 use bulkhead_scan::source::auth::Credential;
-use bulkhead_scan::source::{ResolveOptions, Source};
+use bulkhead_scan::source::{Recognised, ResolveOptions, Source};
 
 use crate::progress;
 
@@ -99,8 +99,9 @@ struct AnalyzerFlags {
 
 #[derive(Debug, Args)]
 struct ScanArgs {
-    /// What to scan: NAME[:TAG|@DIGEST] (a registry; alpine:3.19 = docker.io/library/alpine:3.19),
-    /// oci:DIR[:TAG], docker-archive:FILE or dir:PATH.
+    /// What to scan: NAME[:TAG|@DIGEST] (a registry; alpine:3.19 = docker.io/library/alpine:3.19;
+    /// also registry:NAME, docker:NAME), oci:DIR[:TAG] (or oci-dir:), docker-archive:FILE or
+    /// dir:PATH (or fs:); an existing file or directory without a scheme is recognised.
     #[arg(value_name = "IMAGE")]
     source: String,
     /// Platform to select from a multi-platform image (default: this machine's).
@@ -298,7 +299,12 @@ fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
 }
 
 async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Result<ExitCode> {
-    let source = Source::parse(&args.source).map_err(anyhow::Error::msg)?;
+    let (source, how) = Source::recognise(&args.source).map_err(anyhow::Error::msg)?;
+    // Say what a bare path was taken for: `img/debian.tar` is a file here, not
+    // `docker.io/img/debian.tar`, and the user should see which.
+    if how == Recognised::FromPath && !quiet {
+        eprintln!("scanning {source} (recognised from the path)");
+    }
     let mut resolve = ResolveOptions::default();
     if let Some(p) = &args.platform {
         resolve.platform = p.parse().map_err(anyhow::Error::msg)?;

@@ -7,6 +7,10 @@
 //! | `docker-archive:FILE` (`docker save` tar, plain or gzipped) | [`docker_archive`] |
 //! | `dir:PATH` (a root filesystem, one layer) | [`dir`] |
 //!
+//! Aliases users bring from other tools: `registry:` and `docker:` (Syft) for a registry
+//! image, `oci-dir:` for `oci:`, `fs:` for `dir:`. Without a scheme, an argument that names
+//! an existing file or directory is that file or directory ([`Source::recognise`]).
+//!
 //! The first three resolve to an [`Image`] (one platform's manifest and config) and a
 //! [`BlobSource`] that opens its layer blobs; `dir:` is walked directly.
 
@@ -41,10 +45,102 @@ pub enum Source {
     Dir(PathBuf),
 }
 
+/// The schemes a reference may start with, for the message that lists them.
+pub const SCHEMES: &str = "registry: (or docker:, or none: NAME[:TAG|@DIGEST]), oci:DIR[:TAG] \
+     (or oci-dir:), docker-archive:FILE, dir:PATH (or fs:)";
+
+/// How [`Source::recognise`] decided what an argument is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recognised {
+    /// The argument said it (a scheme), or it is a registry reference.
+    AsWritten,
+    /// An existing file or directory, recognised by what it holds.
+    FromPath,
+}
+
 impl Source {
+    /// What a command-line argument names: a reference with a scheme as written; else an
+    /// existing file or directory as what it holds (an OCI layout directory, a root
+    /// filesystem directory, a `docker save` archive, gzipped or not); else a registry
+    /// reference, unless it looks like a scheme this tool does not know (then the error
+    /// lists the valid ones). The file system is read only for an argument without a
+    /// known scheme.
+    pub fn recognise(s: &str) -> Result<(Self, Recognised), String> {
+        if has_known_scheme(s) {
+            return Source::parse(s).map(|src| (src, Recognised::AsWritten));
+        }
+        let path = std::path::Path::new(s);
+        if !s.is_empty()
+            && let Ok(meta) = std::fs::metadata(path)
+        {
+            let source = if meta.is_dir() {
+                if path.join("oci-layout").is_file() {
+                    Source::OciLayout {
+                        dir: path.to_path_buf(),
+                        tag: None,
+                    }
+                } else {
+                    Source::Dir(path.to_path_buf())
+                }
+            } else {
+                Source::DockerArchive(path.to_path_buf())
+            };
+            return Ok((source, Recognised::FromPath));
+        }
+        if let Some((scheme, rest)) = s.split_once(':')
+            && looks_like_scheme(scheme, rest)
+        {
+            return Err(format!(
+                "{s:?}: unknown scheme {scheme:?} and no such file or directory; the valid \
+                 forms are {SCHEMES}"
+            ));
+        }
+        // A path that is not there: a file name a registry reference would not have, or
+        // one that starts like a path. Registries are not asked about it (once five
+        // attempts over the network, then an error without a hint).
+        const ARCHIVES: &[&str] = &[".tar", ".tar.gz", ".tgz", ".tar.zst"];
+        if s.starts_with(['/', '.', '~']) || ARCHIVES.iter().any(|x| s.ends_with(x)) {
+            return Err(format!(
+                "{s:?}: no such file or directory (a registry image would be written \
+                 registry:{s})"
+            ));
+        }
+        Source::parse(s).map(|src| (src, Recognised::AsWritten))
+    }
+
     /// Parse a reference given on the command line.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("dir:") {
+        if let Some(rest) = s
+            .strip_prefix("registry:")
+            .or_else(|| s.strip_prefix("docker:").filter(|r| !r.starts_with("//")))
+        {
+            return Source::parse(rest.trim_start_matches('/')).and_then(|src| match src {
+                Source::Registry(_) => Ok(src),
+                _ => Err(format!(
+                    "{s:?}: registry: names an image in a registry, NAME[:TAG|@DIGEST]"
+                )),
+            });
+        }
+        if let Some(file) = s.strip_prefix("oci-archive:") {
+            return Err(format!(
+                "{s:?}: OCI archives are not read directly yet: unpack it (mkdir layout && tar \
+                 -xf {file} -C layout) and scan oci:layout"
+            ));
+        }
+        if let Some(rest) = s
+            .strip_prefix("docker-daemon:")
+            .or_else(|| s.strip_prefix("podman:"))
+        {
+            return Err(format!(
+                "{s:?}: Bulkhead does not talk to a container engine; save the image (docker \
+                 save {rest} -o image.tar) and scan docker-archive:image.tar"
+            ));
+        }
+        let s = match s.strip_prefix("oci-dir:") {
+            Some(rest) => return Source::parse(&format!("oci:{rest}")),
+            None => s,
+        };
+        if let Some(path) = s.strip_prefix("dir:").or_else(|| s.strip_prefix("fs:")) {
             if path.is_empty() {
                 return Err("dir: needs a path, e.g. dir:/path/to/rootfs".into());
             }
@@ -78,6 +174,41 @@ impl Source {
         }
         Ok(Source::Registry(name.to_string()))
     }
+}
+
+/// Every scheme [`Source::parse`] understands (and the engine ones it explains).
+const KNOWN_SCHEMES: &[&str] = &[
+    "registry:",
+    "docker:",
+    "docker://",
+    "oci:",
+    "oci-dir:",
+    "oci-archive:",
+    "docker-archive:",
+    "docker-daemon:",
+    "podman:",
+    "dir:",
+    "fs:",
+];
+
+fn has_known_scheme(s: &str) -> bool {
+    KNOWN_SCHEMES.iter().any(|k| s.starts_with(k))
+}
+
+/// Whether `scheme:rest` reads as a scheme rather than `NAME:TAG` or `HOST:PORT/NAME`: a
+/// tag never holds `/`, and a port is digits; so `scheme:/path` or `scheme:dir/file` with a
+/// scheme that is not a host name.
+fn looks_like_scheme(scheme: &str, rest: &str) -> bool {
+    let word = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'+')
+        && scheme != "localhost";
+    let port = rest
+        .split('/')
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    word && rest.contains('/') && !port
 }
 
 impl std::fmt::Display for Source {
@@ -183,7 +314,88 @@ mod tests {
             Ok(Source::DockerArchive("a.tar".into()))
         );
         assert_eq!(Source::parse("dir:/"), Ok(Source::Dir("/".into())));
+        // Other tools' spellings.
+        assert_eq!(Source::parse("fs:/"), Ok(Source::Dir("/".into())));
+        assert_eq!(
+            Source::parse("oci-dir:/tmp/layout:v1"),
+            Source::parse("oci:/tmp/layout:v1")
+        );
+        for alias in [
+            "registry:alpine:3.19",
+            "docker:alpine:3.19",
+            "docker://alpine:3.19",
+        ] {
+            assert_eq!(
+                Source::parse(alias),
+                Ok(Source::Registry("alpine:3.19".into())),
+                "{alias}"
+            );
+        }
+        assert!(Source::parse("registry:oci:x").is_err());
+        let e = Source::parse("oci-archive:img.tar").expect_err("not read directly");
+        assert!(e.contains("tar -xf img.tar"), "{e}");
         assert!(Source::parse("dir:").is_err());
         assert!(Source::parse("").is_err());
+    }
+
+    #[test]
+    fn existing_paths_are_recognised_and_unknown_schemes_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir(&root).expect("mkdir");
+        let layout = dir.path().join("layout");
+        std::fs::create_dir(&layout).expect("mkdir");
+        std::fs::write(layout.join("oci-layout"), "{}").expect("write");
+        let archive = dir.path().join("image.tar");
+        std::fs::write(&archive, "").expect("write");
+        let s = |p: &std::path::Path| p.to_str().expect("utf-8 temp path").to_string();
+        assert_eq!(
+            Source::recognise(&s(&root)),
+            Ok((Source::Dir(root.clone()), Recognised::FromPath))
+        );
+        assert_eq!(
+            Source::recognise(&s(&layout)),
+            Ok((
+                Source::OciLayout {
+                    dir: layout.clone(),
+                    tag: None
+                },
+                Recognised::FromPath
+            ))
+        );
+        assert_eq!(
+            Source::recognise(&s(&archive)),
+            Ok((Source::DockerArchive(archive.clone()), Recognised::FromPath))
+        );
+        // An explicit scheme wins over the path.
+        assert_eq!(
+            Source::recognise(&format!("dir:{}", s(&archive))),
+            Ok((Source::Dir(archive.clone()), Recognised::AsWritten))
+        );
+        // Registry references stay registry references.
+        for r in [
+            "alpine:3.19",
+            "localhost:5000/app:v1",
+            "ghcr.io/a/b@sha256:00",
+        ] {
+            assert!(
+                matches!(
+                    Source::recognise(r),
+                    Ok((Source::Registry(_), Recognised::AsWritten))
+                ),
+                "{r}"
+            );
+        }
+        let e = Source::recognise("img/missing.tar").expect_err("no such file");
+        assert!(e.contains("no such file or directory"), "{e}");
+        assert!(matches!(
+            Source::recognise("registry:img/missing.tar"),
+            Ok((Source::Registry(_), _))
+        ));
+        let e = Source::recognise("oci-archve:/tmp/x.tar").expect_err("a typo of a scheme");
+        assert!(
+            e.contains("unknown scheme \"oci-archve\"") && e.contains("docker-archive:FILE"),
+            "{e}"
+        );
     }
 }
