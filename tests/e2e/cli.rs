@@ -578,3 +578,51 @@ fn paths_are_recognised_and_schemes_have_aliases() {
         );
     }
 }
+
+/// Issue 14, item 5: shell completions and the manual page come from the clap definitions.
+/// bash itself loads the completion script and registers it for `bulkhead`; the manual page
+/// is roff naming every subcommand; an unknown shell is a usage error listing the valid ones.
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = crate::harness::run_ok(home.path(), &["completions", "bash"]);
+    let script = home.path().join("bulkhead.bash");
+    std::fs::write(&script, &out.stdout).expect("write the completion script");
+    let bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p bulkhead",
+            script.display()
+        ))
+        .output()
+        .expect("run bash");
+    assert!(
+        bash.status.success() && String::from_utf8_lossy(&bash.stdout).contains("bulkhead"),
+        "bash: {}{}",
+        String::from_utf8_lossy(&bash.stdout),
+        String::from_utf8_lossy(&bash.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let out = crate::harness::run_ok(home.path(), &["completions", shell]);
+        let text = crate::harness::stdout(&out);
+        assert!(
+            text.contains("--fail-on"),
+            "{shell}: no --fail-on in {text:.200}"
+        );
+    }
+    let out = crate::harness::run_ok(home.path(), &["man"]);
+    let page = crate::harness::stdout(&out);
+    assert!(page.contains(".TH bulkhead"), "{page:.300}");
+    for sub in ["scan", "db", "serve", "query", "analyzers", "completions"] {
+        assert!(page.contains(sub), "the manual page lacks {sub}");
+    }
+    let unknown = crate::harness::bulkhead(home.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        crate::harness::stderr(&unknown).contains("bash"),
+        "the valid shells are listed"
+    );
+}

@@ -78,6 +78,14 @@ enum Command {
     /// (`--server URL --token TOKEN`) or straight from its store (`--store-config FILE
     /// --tenant NAME`). Exit code 2 on an error, shown with a caret under its place.
     Query(QueryArgs),
+    /// Print shell completions to stdout, e.g. `bulkhead completions bash >
+    /// /etc/bash_completion.d/bulkhead` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `bulkhead man > bulkhead.1; man ./bulkhead.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +251,22 @@ fn init_tracing(quiet: bool, verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        // Generated from the definitions above: nothing to read, no home to create.
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "bulkhead", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page to stdout")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let home = Home::resolve(cli.home.as_deref())?;
     // `serve`'s --config is the service configuration, not the scanner's config.toml.
     let command = match cli.command {
@@ -281,6 +305,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // Handled above, before the scanner's config is read.
         Command::Serve(args) => bulkhead_server::run(args.action(), cli.config.as_deref(), &home),
         Command::Query(args) => query(args),
+        // Printed at the start of `run`, before any home or configuration is read.
+        Command::Completions { .. } | Command::Man => Ok(ExitCode::SUCCESS),
     }
 }
 
