@@ -129,23 +129,6 @@ async fn check_layer_bytes(image: &Image, blobs: &Arc<dyn BlobSource>) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-            let mut perm = std::fs::metadata(&target).expect("meta").permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perm.set_readonly(false);
-            std::fs::set_permissions(&target, perm).expect("chmod");
-        }
-    }
-}
-
 fn write_blob(layout: &Path, bytes: &[u8]) -> String {
     let digest = sha256(bytes);
     let hex = digest.trim_start_matches("sha256:");
@@ -157,7 +140,7 @@ fn write_blob(layout: &Path, bytes: &[u8]) -> String {
 /// linux/amd64 (the fixture's manifest) and linux/arm64/v8 (the same image with an
 /// annotation, so another digest). Returns (amd64 manifest, arm64 manifest) digests.
 fn multi_platform_layout(dir: &Path) -> (String, String) {
-    copy_dir(&fixture("test.oci"), dir);
+    bulkhead_test_artifacts::copy_dir(&fixture("test.oci"), dir);
     let amd64 = std::fs::read(
         dir.join("blobs/sha256/afb744871f99e0ff8e6f253244836ed34c5d805fdb096d3a205ffaf5e9073cab"),
     )
@@ -253,7 +236,7 @@ async fn oci_layout_tampering_is_detected() {
 
     // A config blob whose bytes no longer match its digest (same length).
     let tmp = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture("test.oci"), tmp.path());
+    bulkhead_test_artifacts::copy_dir(&fixture("test.oci"), tmp.path());
     let mut bytes = std::fs::read(tmp.path().join(config)).expect("read");
     let at = bytes.iter().position(|b| *b == b'5').expect("a digit");
     bytes[at] = b'6';
@@ -264,7 +247,7 @@ async fn oci_layout_tampering_is_detected() {
 
     // A digest that would walk out of blobs/.
     let tmp = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixture("test.oci"), tmp.path());
+    bulkhead_test_artifacts::copy_dir(&fixture("test.oci"), tmp.path());
     std::fs::write(
         tmp.path().join("index.json"),
         r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../../etc/passwd","size":10}]}"#,

@@ -16,7 +16,6 @@
 #[path = "../../../tests/e2e/harness.rs"]
 mod harness;
 
-use std::path::Path;
 use std::time::Duration;
 
 use bulkhead_test_artifacts::registry::{Auth, Registry};
@@ -27,44 +26,21 @@ const SECRET: &str = "bench-fairness-webhook-secret";
 const BURST: usize = 200;
 const WORKERS: usize = 2;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-/// Seconds since midnight UTC of an RFC 3339 time the API writes (`…THH:MM:SS.fffZ`).
+/// Seconds since the epoch of an RFC 3339 time the API writes.
 fn seconds(t: &Value) -> f64 {
     let text = t.as_str().unwrap_or_else(|| panic!("not a time: {t}"));
-    let clock = text
-        .split_once('T')
-        .map(|(_, c)| c.trim_end_matches('Z'))
-        .unwrap_or_else(|| panic!("not RFC 3339: {text}"));
-    clock
-        .split(':')
-        .map(|p| p.parse::<f64>().unwrap_or_else(|_| panic!("{text}")))
-        .fold(0.0, |acc, p| acc * 60.0 + p)
+    let at: jiff::Timestamp = text
+        .parse()
+        .unwrap_or_else(|e| panic!("not RFC 3339: {text}: {e}"));
+    at.as_millisecond() as f64 / 1000.0
 }
 
 fn webhook(svc: &ServiceHarness, events: Vec<Value>) {
-    let r = bulkhead_test_artifacts::http::request(
-        "POST",
-        svc.addr(),
+    let r = svc.post_json(
         "/v1/webhooks/registry",
-        &[
-            ("Authorization", &format!("Bearer {SECRET}")),
-            ("Content-Type", "application/json"),
-        ],
-        json!({ "events": &events }).to_string().as_bytes(),
-    )
-    .expect("webhook");
+        Some(SECRET),
+        &json!({ "events": &events }),
+    );
     assert_eq!(r.status, 200, "webhook: {}", r.text());
     let summary: Value = serde_json::from_str(&r.text()).expect("the webhook's summary");
     assert_eq!(
@@ -103,12 +79,12 @@ fn main() {
         .to_string();
     let repos = reg.storage().join("docker/registry/v2/repositories");
     for i in 1..BURST {
-        copy_dir(
+        bulkhead_test_artifacts::copy_dir(
             &repos.join("team-a/app0"),
             &repos.join(format!("team-a/app{i}")),
         );
     }
-    copy_dir(&repos.join("team-a/app0"), &repos.join("team-b/app"));
+    bulkhead_test_artifacts::copy_dir(&repos.join("team-a/app0"), &repos.join("team-b/app"));
 
     let mut opts = ServiceOptions::new(&db);
     opts.workers = WORKERS;

@@ -27,6 +27,25 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// Copies the tree `from` into `to` (created), files made writable: fixtures are copied
+/// before a test edits them, and a registry's storage before a bench multiplies it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+            let mut perm = std::fs::metadata(&target).expect("meta").permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&target, perm).expect("chmod");
+        }
+    }
+}
+
 /// True when `CI` is set to a non-empty value (`.ci/run` exports `CI=1`).
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())

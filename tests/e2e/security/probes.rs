@@ -70,18 +70,7 @@ fn probes_say_little_metrics_are_protected_and_csv_is_neutralised() {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": format!("sha256:{}", "ab".repeat(32)),
         "repository": "team-a/app", "tag": "v1"}}]});
-    let auth = format!("Bearer {HOOK_SECRET}");
-    let r = http::request(
-        "POST",
-        svc.addr(),
-        "/v1/webhooks/registry",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        envelope.to_string().as_bytes(),
-    )
-    .expect("notify");
+    let r = svc.post_json("/v1/webhooks/registry", Some(HOOK_SECRET), &envelope);
     assert_eq!(r.status, 200, "{}", r.text());
     let reader = svc.create_token("alpha", "reader");
     let query = "Images | extend f = strcat('=HYPERLINK(\"http://evil\")', Repository), \

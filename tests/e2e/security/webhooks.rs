@@ -29,19 +29,9 @@ fn harbor(repository: &str, digest: &str) -> Value {
                           "repository": {"repo_full_name": repository}}})
 }
 
+/// A registry's notification, signed with `secret` (the webhook takes it as a bearer token).
 fn notify(svc: &ServiceHarness, secret: &str, body: &Value) -> http::Response {
-    let auth = format!("Bearer {secret}");
-    http::request(
-        "POST",
-        svc.addr(),
-        "/v1/webhooks/registry",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    )
-    .expect("POST a notification")
+    svc.post_json("/v1/webhooks/registry", Some(secret), body)
 }
 
 fn repositories(svc: &ServiceHarness, token: &str) -> Vec<String> {

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::layout::sha256_digest;
-use super::{Compression, Descriptor, Image, LayerTar, OciLayout, Platform};
+use super::{Compression, Descriptor, Image, Layer, LayerTar, OciLayout, Platform};
 use crate::fixture;
 
 /// The libssl3 version written into the *lower* dpkg status of [`layered`]: SYNTHETIC, an
@@ -57,18 +57,9 @@ pub fn alpine_then(version: &str, compression: Compression, files: &[(&str, &[u8
         other => layout.add_layer(&tar, other, &created_by),
     }
     .expect("write the alpine layer");
-    let mut layers = vec![layer];
-    if !files.is_empty() {
-        let mut top = LayerTar::new();
-        for (path, data) in files {
-            top.parents(path).file(path, data, 0o644);
-        }
-        layers.push(
-            layout
-                .add_layer(&top.into_bytes(), Compression::Gzip, "files laid over")
-                .expect("write the second layer"),
-        );
-    }
+    let layers: Vec<Layer> = std::iter::once(layer)
+        .chain(laid_over(&layout, files))
+        .collect();
     let manifest = layout
         .add_image(&layers, &Platform::linux_amd64())
         .expect("write the manifest");
@@ -88,6 +79,17 @@ pub fn debian_minbase() -> Image {
 
 /// [`debian_minbase`] with the given layer compression.
 pub fn debian_minbase_with(compression: Compression) -> Image {
+    build_minbase(compression, "bookworm", &[])
+}
+
+/// [`debian_minbase`]'s layer, then a second layer holding `files` (path, content), tag
+/// `tag`: a base image and a later layer that adds or replaces release files (the OS-merge
+/// tests).
+pub fn debian_minbase_then(files: &[(&str, &[u8])], tag: &str) -> Image {
+    build_minbase(Compression::Gzip, tag, files)
+}
+
+fn build_minbase(compression: Compression, tag: &str, files: &[(&str, &[u8])]) -> Image {
     let root = minbase_root();
     let mut tar = LayerTar::new();
     add_tree(&mut tar, &root, "", &|rel| {
@@ -95,7 +97,7 @@ pub fn debian_minbase_with(compression: Compression) -> Image {
     })
     .expect("read the fixture tree");
     tar.symlink("etc/os-release", "../usr/lib/os-release");
-    let (mut image, layout) = Image::new_layout("bookworm");
+    let (mut image, layout) = Image::new_layout(tag);
     let layer = layout
         .add_layer(
             &tar.into_bytes(),
@@ -103,48 +105,32 @@ pub fn debian_minbase_with(compression: Compression) -> Image {
             "debian-bookworm-minbase fixture",
         )
         .expect("write the layer");
-    let manifest = layout
-        .add_image(&[layer], &Platform::linux_amd64())
-        .expect("write the manifest");
-    layout.tag(&manifest, "bookworm").expect("tag");
-    image.expected = Some(root.join("expected-packages.dpkg-query.tsv"));
-    image
-}
-
-/// [`debian_minbase`]'s layer, then a second layer holding `files` (path, content), tag
-/// `tag`: a base image and a later layer that adds or replaces release files (the OS-merge
-/// tests).
-pub fn debian_minbase_then(files: &[(&str, &[u8])], tag: &str) -> Image {
-    let root = minbase_root();
-    let mut base = LayerTar::new();
-    add_tree(&mut base, &root, "", &|rel| {
-        rel.starts_with("expected-packages")
-    })
-    .expect("read the fixture tree");
-    base.symlink("etc/os-release", "../usr/lib/os-release");
-    let mut top = LayerTar::new();
-    for (path, data) in files {
-        top.parents(path).file(path, data, 0o644);
-    }
-    let (mut image, layout) = Image::new_layout(tag);
-    let layers = [
-        layout
-            .add_layer(
-                &base.into_bytes(),
-                Compression::Gzip,
-                "debian-bookworm-minbase fixture",
-            )
-            .expect("write the base layer"),
-        layout
-            .add_layer(&top.into_bytes(), Compression::Gzip, "release files")
-            .expect("write the second layer"),
-    ];
+    let layers: Vec<Layer> = std::iter::once(layer)
+        .chain(laid_over(&layout, files))
+        .collect();
     let manifest = layout
         .add_image(&layers, &Platform::linux_amd64())
         .expect("write the manifest");
     layout.tag(&manifest, tag).expect("tag");
     image.expected = Some(root.join("expected-packages.dpkg-query.tsv"));
     image
+}
+
+/// A gzip layer holding `files` (path, content, mode 0644, with their parent directories),
+/// or none when there are no files: what the `*_then` builders lay over a base image.
+fn laid_over(layout: &OciLayout, files: &[(&str, &[u8])]) -> Option<Layer> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut top = LayerTar::new();
+    for (path, data) in files {
+        top.parents(path).file(path, data, 0o644);
+    }
+    Some(
+        layout
+            .add_layer(&top.into_bytes(), Compression::Gzip, "files laid over")
+            .expect("write the second layer"),
+    )
 }
 
 /// Four gzip layers exercising the merge rules (like the registry lab's `layers:latest`),
