@@ -6,7 +6,7 @@ use bulkhead_analyzer_rpm::{header, sqlite};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(blobs) = sqlite::blobs(data) {
+    if let Ok(blobs) = sqlite::blobs(data, None) {
         for blob in &blobs {
             let _ = header::parse(blob);
         }

@@ -74,10 +74,11 @@ impl Format {
         }
     }
 
-    /// The header blobs of a database of this format.
-    pub fn blobs(self, data: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
+    /// The header blobs of a database of this format. `wal` is the SQLite database's
+    /// write-ahead log, when there is one; it is ignored for the other formats.
+    pub fn blobs(self, data: &[u8], wal: Option<&[u8]>) -> Result<Vec<Vec<u8>>, DbError> {
         match self {
-            Format::Sqlite => sqlite::blobs(data),
+            Format::Sqlite => sqlite::blobs(data, wal),
             Format::Ndb => ndb::blobs(data),
             Format::Bdb => bdb::blobs(data),
         }
@@ -117,7 +118,9 @@ pub fn analyze(root: &Path) -> Result<Analysis, AnalyzeError> {
             message,
         })
     };
-    let blobs = format.blobs(&data).map_err(|e| fail(0, e.to_string()))?;
+    let blobs = format
+        .blobs(&data, None)
+        .map_err(|e| fail(0, e.to_string()))?;
     let mut packages = Vec::with_capacity(blobs.len());
     for (i, blob) in blobs.iter().enumerate() {
         // Record numbers are 1-based positions in storage order (the order `rpm -qa`

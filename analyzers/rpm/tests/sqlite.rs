@@ -170,7 +170,7 @@ fn small() -> (Vec<u8>, usize) {
 }
 
 fn fails(data: &[u8], what: &str, needle: &str) {
-    match sqlite::blobs(data) {
+    match sqlite::blobs(data, None) {
         Ok(b) => panic!("{what}: read {} blobs", b.len()),
         Err(e) => assert!(e.message.contains(needle), "{what}: {e}"),
     }
@@ -200,7 +200,7 @@ fn varint(b: &[u8], mut at: usize) -> (u64, usize) {
 #[test]
 fn unmodified_small_fixture_reads() {
     let (data, _) = small();
-    let blobs = sqlite::blobs(&data).expect("reads");
+    let blobs = sqlite::blobs(&data, None).expect("reads");
     assert_eq!(blobs.len(), 5);
     for b in &blobs {
         header::parse(b).expect("header parses");
