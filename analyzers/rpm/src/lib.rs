@@ -3,7 +3,9 @@
 //! Three database formats hold the same thing, one rpm header blob per installed package:
 //! BerkeleyDB hash (`Packages`), NDB (`Packages.db`) and SQLite (`rpmdb.sqlite`). Each
 //! reader below is pure Rust over the file's bytes (C libraries do not build for wasm) and
-//! returns the raw header blobs; `header` turns a blob into a package.
+//! returns the raw header blobs; `header` turns a blob into a package. A SQLite database is
+//! read with its write-ahead log (`rpmdb.sqlite-wal`) when one lies beside it, since
+//! committed transactions may be only there (see `sqlite`).
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,7 @@ use std::path::Path;
 
 use bulkhead_analyzer_sdk::{
     Analysis, AnalyzeError, FileRequest, InstalledPackage, Metadata, ParseError, PathPattern,
+    Warning,
 };
 
 /// A database file that cannot be read. `offset` is the byte offset (or page number, as
@@ -45,8 +48,11 @@ impl std::error::Error for DbError {}
 
 /// The analyzer's name in reports and cache keys.
 pub const NAME: &str = "rpm";
-/// Largest database accepted. A full Fedora workstation's rpmdb is around 100-200 MiB;
-/// the host does not extract anything larger, and reading stops here when run outside it.
+/// Largest database accepted, and largest write-ahead log. A full Fedora workstation's
+/// rpmdb is around 100-200 MiB; the host does not extract anything larger, and reading
+/// stops here when run outside it. The SQLite write-ahead log gets the same bound: it holds
+/// copies of the database's pages, usually far fewer than the database has (rpm empties
+/// it whenever it closes the database).
 pub const MAX_DB_SIZE: u64 = 256 << 20;
 
 /// Where rpmdbs live: the classic location, the one Fedora ≥ 36 and openSUSE use
@@ -74,8 +80,18 @@ impl Format {
         }
     }
 
-    /// The header blobs of a database of this format. `wal` is the SQLite database's
-    /// write-ahead log, when there is one; it is ignored for the other formats.
+    /// The file beside the database that may hold committed changes not yet in it:
+    /// SQLite's write-ahead log, named as SQLite names it (the database's name and `-wal`).
+    pub fn wal_file_name(self) -> Option<&'static str> {
+        match self {
+            Format::Sqlite => Some("rpmdb.sqlite-wal"),
+            Format::Ndb | Format::Bdb => None,
+        }
+    }
+
+    /// The header blobs of a database of this format. `wal` is the content of the file
+    /// [`Format::wal_file_name`] names, when the format has one and it exists; it is
+    /// ignored for the other formats.
     pub fn blobs(self, data: &[u8], wal: Option<&[u8]>) -> Result<Vec<Vec<u8>>, DbError> {
         match self {
             Format::Sqlite => sqlite::blobs(data, wal),
@@ -90,10 +106,13 @@ pub fn metadata() -> Metadata {
     let mut requests: Vec<FileRequest> = DIRS
         .iter()
         .flat_map(|dir| {
-            Format::ALL.iter().map(move |f| FileRequest {
-                pattern: PathPattern::Exact(format!("{dir}{}", f.file_name())),
-                max_size: MAX_DB_SIZE,
-            })
+            Format::ALL
+                .iter()
+                .flat_map(|f| std::iter::once(f.file_name()).chain(f.wal_file_name()))
+                .map(move |name| FileRequest {
+                    pattern: PathPattern::Exact(format!("{dir}{name}")),
+                    max_size: MAX_DB_SIZE,
+                })
         })
         .collect();
     requests.extend(bulkhead_analyzer_sdk::os::requests());
@@ -106,7 +125,7 @@ pub fn metadata() -> Metadata {
 }
 
 /// Analyze the tree mounted at `root`: the first database found, by format preference
-/// then directory, is read; the others are ignored.
+/// then directory, is read (a SQLite one with its write-ahead log); the others are ignored.
 pub fn analyze(root: &Path) -> Result<Analysis, AnalyzeError> {
     let Some((rel, format, data)) = find_db(root)? else {
         return Err(AnalyzeError::NotApplicable);
@@ -118,9 +137,28 @@ pub fn analyze(root: &Path) -> Result<Analysis, AnalyzeError> {
             message,
         })
     };
-    let blobs = format
-        .blobs(&data, None)
-        .map_err(|e| fail(0, e.to_string()))?;
+    let mut warnings = Vec::new();
+    let blobs = match format {
+        Format::Sqlite => {
+            // SQLite's name for it, as `Format::wal_file_name` says.
+            let wal_rel = format!("{rel}-wal");
+            let wal = read(root, &wal_rel)?;
+            let read = sqlite::read(&data, wal.as_deref()).map_err(|e| fail(0, e.to_string()))?;
+            if let sqlite::WalUse::Ignored(reason) = read.wal {
+                // The packages are then those of the last checkpoint, which may be older
+                // than what rpm lists: say so.
+                warnings.push(Warning {
+                    file: wal_rel,
+                    line: 0,
+                    message: format!("{reason}: ignored, as SQLite ignores it; {rel} read alone"),
+                });
+            }
+            read.blobs
+        }
+        Format::Ndb | Format::Bdb => format
+            .blobs(&data, None)
+            .map_err(|e| fail(0, e.to_string()))?,
+    };
     let mut packages = Vec::with_capacity(blobs.len());
     for (i, blob) in blobs.iter().enumerate() {
         // Record numbers are 1-based positions in storage order (the order `rpm -qa`
@@ -133,7 +171,7 @@ pub fn analyze(root: &Path) -> Result<Analysis, AnalyzeError> {
     Ok(Analysis {
         os: bulkhead_analyzer_sdk::os::detect(root),
         packages,
-        warnings: Vec::new(),
+        warnings,
     })
 }
 
