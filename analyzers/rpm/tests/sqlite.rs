@@ -5,20 +5,26 @@
 //!   (`cbl-mariner-2.0.rpm-qa.tsv`).
 //! - `sqlite/small-1k/`: the test packages of `specs/` and a gpg-pubkey installed by rpm,
 //!   rewritten with 1024-byte pages (`make-small-1k.sh`), with `rpm -qa`'s output.
+//! - `sqlite/wal/` and `sqlite/wal-half-checkpointed/`: databases whose newest transactions
+//!   are only in the write-ahead log, because rpm's checkpoint was interrupted
+//!   (`make-wal.sh`), with `rpm -qa`'s output on each and on `wal/`'s main file alone.
 //!
-//! With `rpm` installed (always in CI) both are also compared with a live `rpm -qa`,
-//! including every file list.
+//! With `rpm` installed (always in CI) they are also compared with a live `rpm -qa`,
+//! including every file list, and so is every damaged log below: SQLite's own recovery
+//! is the reference for which frames count.
 
 mod common;
 
 use std::fs;
 use std::path::Path;
 
+use bulkhead_analyzer_rpm::sqlite::WalUse;
 use bulkhead_analyzer_rpm::{analyze, header, sqlite};
 use bulkhead_analyzer_sdk::Analysis;
 use common::{TempDir, assert_matches_rpm, fixtures, have, property, rpm_qa, source_rpm_of};
 
 const DB: &str = "var/lib/rpm/rpmdb.sqlite";
+const WAL: &str = "var/lib/rpm/rpmdb.sqlite-wal";
 
 fn root(name: &str) -> std::path::PathBuf {
     fixtures().join("sqlite").join(name)
@@ -105,15 +111,11 @@ fn mariner_matches_live_rpm_including_files() {
     assert!(files > 1000, "{files} files");
 }
 
-#[test]
-fn small_1k_matches_the_rpm_qa_list() {
-    let root = root("small-1k");
-    let a = run(&root);
-    // Columns: name, EVR, arch, source rpm, licence, modularity label; "(none)" for absent.
-    let want = read_tsv(&fixtures().join("sqlite/small-1k.rpm-qa.tsv"));
+/// The rows of the generated fixtures' TSVs, from an analysis: name, EVR, arch, source
+/// rpm, licence, modularity label, "(none)" for absent, as `rpm -qa --qf` prints them.
+fn qa_rows(a: &Analysis) -> Vec<Vec<String>> {
     let none = |s: Option<&str>| s.unwrap_or("(none)").to_string();
-    let got: Vec<Vec<String>> = a
-        .packages
+    a.packages
         .iter()
         .map(|p| {
             vec![
@@ -125,8 +127,15 @@ fn small_1k_matches_the_rpm_qa_list() {
                 none(property(p, "modularity-label")),
             ]
         })
-        .collect();
-    assert_eq!(got, want);
+        .collect()
+}
+
+#[test]
+fn small_1k_matches_the_rpm_qa_list() {
+    let root = root("small-1k");
+    let a = run(&root);
+    let want = read_tsv(&fixtures().join("sqlite/small-1k.rpm-qa.tsv"));
+    assert_eq!(qa_rows(&a), want);
     // rpm -qa lists the imported key as a package without arch or source; so do we.
     let key = a.packages.last().expect("packages");
     assert_eq!(key.name, "gpg-pubkey");
@@ -334,4 +343,493 @@ fn hostile_overflow_loop() {
     let mut d = data;
     d[cell..cell + 3].copy_from_slice(&[0xff, 0xff, 0x7f]);
     fails(&d, "absurd size", "exceeds");
+}
+
+// The write-ahead log.
+
+const WAL_FIXTURES: [&str; 2] = ["wal", "wal-half-checkpointed"];
+
+/// A WAL fixture's main file and log.
+fn wal_pair(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let root = root(name);
+    let db = fs::read(root.join(DB)).expect("fixture database");
+    let wal = fs::read(root.join(WAL)).expect("fixture log");
+    (db, wal)
+}
+
+/// A scratch root holding `db` and, when given, `wal` where rpm keeps them.
+fn root_with(db: &[u8], wal: Option<&[u8]>) -> TempDir {
+    let tmp = TempDir::new("wal");
+    let dir = tmp.path().join("var/lib/rpm");
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::write(dir.join("rpmdb.sqlite"), db).expect("write db");
+    if let Some(wal) = wal {
+        fs::write(dir.join("rpmdb.sqlite-wal"), wal).expect("write log");
+    }
+    tmp
+}
+
+/// `rpm -qa` on scratch copies of `db` and `wal`: SQLite's recovery decides which frames
+/// count (it writes a -shm file, and may checkpoint, beside them).
+fn live_bytes(db: &[u8], wal: Option<&[u8]>) -> Option<Vec<common::RpmQa>> {
+    if !have("rpm") {
+        return None;
+    }
+    let tmp = root_with(db, wal);
+    Some(rpm_qa(&tmp.path().join("var/lib/rpm")))
+}
+
+/// The analyzer on `db` and `wal` laid out as in an image, checked against a live `rpm -qa`
+/// on the same bytes when rpm is installed.
+fn analyze_like_rpm(db: &[u8], wal: Option<&[u8]>, what: &str) -> Analysis {
+    let tmp = root_with(db, wal);
+    let a = analyze(tmp.path()).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    if let Some(want) = live_bytes(db, wal) {
+        assert!(!want.is_empty(), "{what}: rpm lists nothing");
+        assert_matches_rpm(&a, &want);
+    }
+    a
+}
+
+fn names(a: &Analysis) -> Vec<&str> {
+    a.packages.iter().map(|p| p.name.as_str()).collect()
+}
+
+fn tsv_names(file: &str) -> Vec<String> {
+    read_tsv(&fixtures().join("sqlite").join(file))
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect()
+}
+
+fn wal_use(db: &[u8], wal: &[u8]) -> WalUse {
+    sqlite::read(db, Some(wal))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .wal
+}
+
+/// One frame of a log as the test reads it, independently of the crate: its offset, the
+/// page it holds and its commit field (the database size after a commit, else 0).
+#[derive(Clone, Copy)]
+struct Frame {
+    at: usize,
+    page: u32,
+    commit: u32,
+}
+
+fn log_page_size(wal: &[u8]) -> usize {
+    be32(wal, 8) as usize
+}
+
+/// Every whole frame after the header, valid or not.
+fn frames(wal: &[u8]) -> Vec<Frame> {
+    let len = 24 + log_page_size(wal);
+    (32..)
+        .step_by(len)
+        .take_while(|at| at + len <= wal.len())
+        .map(|at| Frame {
+            at,
+            page: be32(wal, at),
+            commit: be32(wal, at + 4),
+        })
+        .collect()
+}
+
+/// The 1-based numbers of the commit frames.
+fn commit_frames(wal: &[u8]) -> Vec<usize> {
+    frames(wal)
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.commit != 0)
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// SQLite's log checksum (file format, "Checksum Algorithm"), written here again so that
+/// the tests can forge logs without trusting the crate's.
+fn cksum(big_endian: bool, bytes: &[u8], (mut s0, mut s1): (u32, u32)) -> (u32, u32) {
+    for pair in bytes.chunks_exact(8) {
+        let word = |b: &[u8]| {
+            let w = [b[0], b[1], b[2], b[3]];
+            if big_endian {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            }
+        };
+        s0 = s0.wrapping_add(word(&pair[..4])).wrapping_add(s1);
+        s1 = s1.wrapping_add(word(&pair[4..])).wrapping_add(s0);
+    }
+    (s0, s1)
+}
+
+/// Recompute the header's and every frame's checksum of a log the test has changed, so
+/// that only the change under test is wrong (or nothing is).
+fn rechain(wal: &mut [u8]) {
+    let big_endian = be32(wal, 0) & 1 == 1;
+    let mut sum = cksum(big_endian, &wal[..24], (0, 0));
+    wal[24..28].copy_from_slice(&sum.0.to_be_bytes());
+    wal[28..32].copy_from_slice(&sum.1.to_be_bytes());
+    let page = log_page_size(wal);
+    for f in frames(wal) {
+        sum = cksum(big_endian, &wal[f.at..f.at + 8], sum);
+        sum = cksum(big_endian, &wal[f.at + 24..f.at + 24 + page], sum);
+        wal[f.at + 16..f.at + 20].copy_from_slice(&sum.0.to_be_bytes());
+        wal[f.at + 20..f.at + 24].copy_from_slice(&sum.1.to_be_bytes());
+    }
+}
+
+#[test]
+fn wal_fixtures_match_the_rpm_qa_list() {
+    for name in WAL_FIXTURES {
+        let a = run(&root(name));
+        let want = read_tsv(&fixtures().join(format!("sqlite/{name}.rpm-qa.tsv")));
+        assert_eq!(qa_rows(&a), want, "{name}");
+        assert!(a.packages.iter().all(|p| p.db_path == DB));
+        assert!(a.warnings.is_empty(), "{name}: {:?}", a.warnings);
+
+        // What the fixtures are made to cover: several transactions, page 1 (the header)
+        // in the log, a database larger than its main file.
+        let (db, wal) = wal_pair(name);
+        let commits = commit_frames(&wal);
+        assert!(commits.len() >= 2, "{name}: {commits:?}");
+        let all = frames(&wal);
+        let last = &all[commits[commits.len() - 1] - 1];
+        assert!(
+            all.iter().any(|f| f.page == 1),
+            "{name}: page 1 not in the log"
+        );
+        let main_pages = (db.len() / log_page_size(&wal)) as u32;
+        assert!(last.commit > main_pages, "{name}: {} pages", last.commit);
+        assert_eq!(
+            wal_use(&db, &wal),
+            WalUse::Applied {
+                commits: commits.len() as u32,
+                frames: commits[commits.len() - 1] as u32,
+                pages: last.commit,
+            },
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn wal_fixtures_match_live_rpm_including_files() {
+    for name in WAL_FIXTURES {
+        let (db, wal) = wal_pair(name);
+        let Some(want) = live_bytes(&db, Some(&wal)) else {
+            return;
+        };
+        assert_matches_rpm(&run(&root(name)), &want);
+    }
+}
+
+#[test]
+fn main_file_alone_is_not_the_database() {
+    // wal/: the main file is the state before the log, which rpm lists too.
+    let (db, wal) = wal_pair("wal");
+    let before = tsv_names("wal.main-only.rpm-qa.tsv");
+    assert_ne!(before, tsv_names("wal.rpm-qa.tsv"), "the log must matter");
+    let tmp = root_with(&db, None);
+    let a = analyze(tmp.path()).expect("main file alone");
+    assert_eq!(
+        qa_rows(&a),
+        read_tsv(&fixtures().join("sqlite/wal.main-only.rpm-qa.tsv"))
+    );
+    analyze_like_rpm(&db, None, "wal/ main file alone");
+    // An empty log is no log.
+    let a = analyze_like_rpm(&db, Some(&[]), "empty log");
+    assert_eq!(names(&a), before);
+    assert_eq!(wal_use(&db, &wal[..0]), WalUse::Unused);
+
+    // wal-half-checkpointed/: the checkpoint copied some pages and not others, and rpm
+    // calls the main file alone malformed. Whatever the reader makes of it, it is not
+    // the database.
+    let (db, _) = wal_pair("wal-half-checkpointed");
+    let want = tsv_names("wal-half-checkpointed.rpm-qa.tsv");
+    if let Ok(blobs) = sqlite::blobs(&db, None) {
+        let got: Vec<String> = blobs
+            .iter()
+            .map(|b| header::parse(b).map_or_else(|e| e.message, |p| p.name))
+            .collect();
+        assert_ne!(got, want);
+    }
+}
+
+#[test]
+fn a_bad_frame_ends_the_log_at_the_previous_commit() {
+    let (db, wal) = wal_pair("wal");
+    let before = tsv_names("wal.main-only.rpm-qa.tsv");
+    let after = tsv_names("wal.rpm-qa.tsv");
+    let commits = commit_frames(&wal);
+    let page = log_page_size(&wal);
+    let all = frames(&wal);
+    // Spoil the frame after the k-th commit (the first frame for k = 0) in each way that
+    // ends a log: SQLite then recovers the first k transactions, and so must the reader.
+    let mut lists = Vec::new();
+    for k in 0..commits.len() {
+        let f = &all[if k == 0 { 0 } else { commits[k - 1] }];
+        for how in ["image byte", "checksum", "salt", "page 0"] {
+            let mut bad = wal.clone();
+            match how {
+                "image byte" => bad[f.at + 24 + page / 2] ^= 0x40,
+                "checksum" => bad[f.at + 19] ^= 1,
+                "salt" => bad[f.at + 8] ^= 1,
+                // Page 0 ends the log even with the checksums right.
+                _ => {
+                    bad[f.at..f.at + 4].fill(0);
+                    rechain(&mut bad);
+                }
+            }
+            let want = match k {
+                0 => WalUse::Unused,
+                k => WalUse::Applied {
+                    commits: k as u32,
+                    frames: commits[k - 1] as u32,
+                    pages: all[commits[k - 1] - 1].commit,
+                },
+            };
+            let what = format!("{how} after commit {k}");
+            assert_eq!(wal_use(&db, &bad), want, "{what}");
+            let a = analyze_like_rpm(&db, Some(&bad), &what);
+            assert!(a.warnings.is_empty(), "{what}: {:?}", a.warnings);
+            if how == "image byte" {
+                lists.push(names(&a).join(" "));
+            }
+        }
+    }
+    // The states in between: the log first erases bh-caret, then installs bh-epoch, so
+    // some commit shows neither, which neither file alone holds.
+    assert_eq!(lists[0], before.join(" "));
+    assert!(
+        lists.contains(&"bh-tilde bh-sub-libs".to_string()),
+        "{lists:?}"
+    );
+    assert_eq!(names(&run(&root("wal"))), after);
+
+    // wal-half-checkpointed/: only its last transaction (the key import) can be dropped;
+    // the main file already holds pages of the ones before.
+    let (db, wal) = wal_pair("wal-half-checkpointed");
+    let commits = commit_frames(&wal);
+    let first_of_last = commits[commits.len() - 2];
+    let mut bad = wal.clone();
+    bad[32 + first_of_last * (24 + page) + 24 + 100] ^= 0x40;
+    let a = analyze_like_rpm(
+        &db,
+        Some(&bad),
+        "half-checkpointed, last transaction spoilt",
+    );
+    let mut want = tsv_names("wal-half-checkpointed.rpm-qa.tsv");
+    assert_eq!(want.pop().as_deref(), Some("gpg-pubkey"));
+    assert_eq!(names(&a), want);
+}
+
+#[test]
+fn a_truncated_log_ends_at_the_last_whole_commit() {
+    let (db, wal) = wal_pair("wal");
+    let commits = commit_frames(&wal);
+    let frame = 24 + log_page_size(&wal);
+    let committed = |len: usize| {
+        let whole = len.saturating_sub(32) / frame;
+        commits.iter().filter(|&&c| c <= whole).count() as u32
+    };
+    // Every cut, at a prime stride: no panic, and exactly the whole commits before it.
+    for len in (0..=wal.len()).step_by(997).chain([31, 32, 33, wal.len()]) {
+        let got = wal_use(&db, &wal[..len]);
+        match committed(len) {
+            0 => assert_eq!(got, WalUse::Unused, "cut at {len}"),
+            k => assert!(
+                matches!(got, WalUse::Applied { commits, .. } if commits == k),
+                "cut at {len}: {got:?}"
+            ),
+        }
+    }
+    // Cut one byte short of each commit frame's end, and at it, against rpm.
+    for &c in &commits {
+        let end = 32 + c * frame;
+        analyze_like_rpm(&db, Some(&wal[..end - 1]), &format!("cut before {c}"));
+        analyze_like_rpm(&db, Some(&wal[..end]), &format!("cut after {c}"));
+    }
+}
+
+#[test]
+fn big_endian_checksums_are_read() {
+    // SQLite on a big-endian machine writes magic 0x377f0683 and sums big-endian words.
+    let (db, wal) = wal_pair("wal");
+    let mut be = wal.clone();
+    be[3] = 0x83;
+    assert!(matches!(wal_use(&db, &be), WalUse::Ignored(_)));
+    rechain(&mut be);
+    assert_eq!(wal_use(&db, &be), wal_use(&db, &wal));
+    let a = analyze_like_rpm(&db, Some(&be), "big-endian log");
+    assert_eq!(names(&a), tsv_names("wal.rpm-qa.tsv"));
+}
+
+#[test]
+fn a_log_with_another_page_size() {
+    let (db, wal) = wal_pair("wal");
+    let before = tsv_names("wal.main-only.rpm-qa.tsv");
+    assert_eq!(log_page_size(&wal), 4096);
+
+    // The header changed, its checksum not: SQLite ignores the log, the analyzer says so.
+    let mut bad = wal.clone();
+    bad[8..12].copy_from_slice(&8192u32.to_be_bytes());
+    match wal_use(&db, &bad) {
+        WalUse::Ignored(why) => assert!(why.contains("checksum"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let a = analyze_like_rpm(&db, Some(&bad), "page size, stale checksum");
+    assert_eq!(names(&a), before);
+    assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+    assert_eq!(a.warnings[0].file, WAL);
+    assert!(
+        a.warnings[0].message.contains("ignored"),
+        "{:?}",
+        a.warnings
+    );
+
+    // With the checksum right, the frames no longer line up and the first one fails.
+    rechain(&mut bad);
+    assert_eq!(wal_use(&db, &bad), WalUse::Unused);
+    assert_eq!(
+        names(&analyze_like_rpm(&db, Some(&bad), "8192, rechained")),
+        before
+    );
+
+    // Page sizes SQLite cannot have: the log is ignored.
+    for size in [0u32, 256, 1000, 4097, 131_072] {
+        let mut bad = wal.clone();
+        bad[8..12].copy_from_slice(&size.to_be_bytes());
+        rechain(&mut bad);
+        match wal_use(&db, &bad) {
+            WalUse::Ignored(why) => assert!(why.contains("page size"), "{size}: {why}"),
+            other => panic!("{size}: {other:?}"),
+        }
+    }
+
+    // A consistent log of 8192-byte frames (each page padded) beside a 4096-byte
+    // database: no such pair comes from SQLite, and the reader refuses it.
+    let mut big = wal[..32].to_vec();
+    big[8..12].copy_from_slice(&8192u32.to_be_bytes());
+    for f in frames(&wal) {
+        big.extend_from_slice(&wal[f.at..f.at + 24]);
+        big.extend_from_slice(&wal[f.at + 24..f.at + 24 + 4096]);
+        big.extend_from_slice(&[0; 4096]);
+    }
+    rechain(&mut big);
+    let e = sqlite::read(&db, Some(&big)).expect_err("page size mismatch");
+    assert!(
+        e.message
+            .contains("page size 8192 differs from the database's 4096"),
+        "{e}"
+    );
+    let tmp = root_with(&db, Some(&big));
+    match analyze(tmp.path()) {
+        Err(bulkhead_analyzer_sdk::AnalyzeError::Parse(p)) => {
+            assert_eq!(p.file, DB);
+            assert!(p.message.contains("write-ahead log page size"), "{p:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_logs() {
+    let (db, wal) = wal_pair("wal");
+    let before = tsv_names("wal.main-only.rpm-qa.tsv");
+    let after = tsv_names("wal.rpm-qa.tsv");
+    let read_names = |log: &[u8]| -> Result<Vec<String>, String> {
+        let blobs = sqlite::blobs(&db, Some(log)).map_err(|e| e.to_string())?;
+        Ok(blobs
+            .iter()
+            .map(|b| header::parse(b).expect("header").name)
+            .collect())
+    };
+
+    // Garbage of every kind: zeros, ones, pseudo-random bytes, the magic followed by
+    // noise. Up to a header's length it is no log; beyond, a bad header is ignored.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    for len in [1, 31, 32, 33, 4096, 4096 + 56, 100_000] {
+        let mut garbage = vec![vec![0; len], vec![0xff; len], noise(len)];
+        let mut magic = noise(len);
+        if len >= 4 {
+            magic[..4].copy_from_slice(&wal[..4]);
+        }
+        garbage.push(magic);
+        for g in &garbage {
+            let got = wal_use(&db, g);
+            if len <= 32 {
+                assert_eq!(got, WalUse::Unused, "{len}");
+            } else {
+                assert!(matches!(got, WalUse::Ignored(_)), "{len}: {got:?}");
+            }
+            assert_eq!(read_names(g).as_ref(), Ok(&before), "{len}");
+        }
+    }
+    // A valid header with noise for frames: no frame counts.
+    let mut log = wal[..32].to_vec();
+    log.extend(noise(3 * (24 + 4096)));
+    assert_eq!(wal_use(&db, &log), WalUse::Unused);
+    assert_eq!(read_names(&log).as_ref(), Ok(&before));
+    let a = analyze_like_rpm(&db, Some(&log), "noise frames");
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+
+    // A format version SQLite does not know makes it refuse the database; so does the
+    // reader.
+    let mut bad = wal.clone();
+    bad[4..8].copy_from_slice(&3_007_001u32.to_be_bytes());
+    rechain(&mut bad);
+    let e = read_names(&bad).expect_err("version");
+    assert!(e.contains("format version 3007001"), "{e}");
+
+    // The last commit claims 4 billion pages: only pages that exist are read, and nothing
+    // is sized by the claim.
+    let commits = commit_frames(&wal);
+    let last = frames(&wal)[commits[commits.len() - 1] - 1].at;
+    let mut bad = wal.clone();
+    bad[last + 4..last + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+    rechain(&mut bad);
+    assert!(matches!(
+        wal_use(&db, &bad),
+        WalUse::Applied {
+            pages: u32::MAX,
+            ..
+        }
+    ));
+    assert_eq!(read_names(&bad).as_ref(), Ok(&after));
+    // ... or one page: every other page is gone, and the Packages table with them.
+    bad[last + 4..last + 8].copy_from_slice(&1u32.to_be_bytes());
+    rechain(&mut bad);
+    let e = read_names(&bad).expect_err("one page");
+    assert!(e.contains("out of range"), "{e}");
+
+    // A committed frame for a page past the database's end is no page of it. The first
+    // frame holds page 1, which a later transaction writes again, so nothing is lost.
+    let mut bad = wal.clone();
+    let first = frames(&wal)[0];
+    assert_eq!(first.page, 1);
+    bad[first.at..first.at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    rechain(&mut bad);
+    assert_eq!(read_names(&bad).as_ref(), Ok(&after));
+    analyze_like_rpm(&db, Some(&bad), "frame for page 4294967295");
+    // The main file cut to its first page: the log holds page 1 and the pages past the
+    // file, not the others.
+    let e = sqlite::blobs(&db[..4096], Some(&wal)).expect_err("missing pages");
+    assert!(
+        e.message.contains("out of range") && e.message.contains("no copy"),
+        "{e}"
+    );
+    // An empty main file: SQLite deletes a log beside it, the reader ignores it.
+    let e = sqlite::blobs(&[], Some(&wal)).expect_err("empty database");
+    assert!(e.message.contains("too short"), "{e}");
 }
