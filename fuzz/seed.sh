@@ -111,6 +111,16 @@ for target in "${targets[@]}"; do
             ;;
     esac
     case "$target" in
+        rpm_sqlite)
+            # Each database followed by its write-ahead log: the target splits them at the
+            # log's magic number.
+            while IFS= read -r wal; do
+                cat "${wal%-wal}" "$wal" > "$tmp/with-wal"
+                add "$corpus" "$tmp/with-wal"
+            done < <(find "$fixtures/rpm" -type f -name 'rpmdb.sqlite-wal')
+            ;;
+    esac
+    case "$target" in
         manifest | registry_documents)
             # The configs of the docker-archive fixtures.
             rm -rf "$tmp/x" && mkdir -p "$tmp/x"
