@@ -43,9 +43,9 @@ impl Registry {
     pub async fn load(sandbox: &Sandbox, sources: &Sources) -> Result<Self> {
         let mut analyzers: Vec<Arc<Loaded>> = Vec::new();
         if sources.builtin {
-            for (package, bytes) in BUILTIN {
+            for (package, bytes, ahead) in BUILTIN {
                 let loaded = sandbox
-                    .load(bytes, Origin::BuiltIn)
+                    .load_with(bytes, Origin::BuiltIn, ahead.as_ref())
                     .await
                     .with_context(|| {
                         format!("built-in analyzer {package} failed to load; this is a bug")

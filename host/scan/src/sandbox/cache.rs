@@ -6,32 +6,21 @@
 //! with mode 0700, and a directory or file that anyone else could have written is refused.
 //! Entries are keyed by the engine's compatibility hash and the module's sha256, and are
 //! written to a temporary file and renamed, so a crash never leaves a half-written entry.
+//! The built-in analyzers usually need neither: build.rs compiled them ahead of time
+//! ([`Ahead`]), and the cache is only used when this engine differs from the build's (a
+//! binary run on a CPU with other features than the build machine's, a build with
+//! `BULKHEAD_NO_AHEAD_OF_TIME`).
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::LoadError;
+use super::{Ahead, LoadError};
 use bulkhead_model::Origin;
 
 pub(super) struct ComponentCache {
     dir: PathBuf,
-}
-
-/// Feeds `Hash` output into sha256, to turn `precompile_compatibility_hash` into a key
-/// that is stable across runs (std's hashers are randomly seeded).
-struct ShaHasher(Sha256);
-
-impl Hasher for ShaHasher {
-    fn finish(&self) -> u64 {
-        0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
 }
 
 impl ComponentCache {
@@ -46,23 +35,34 @@ impl ComponentCache {
         })
     }
 
-    fn key(&self, engine: &Engine, sha256: &str) -> PathBuf {
-        let mut h = ShaHasher(Sha256::new());
-        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
-        h.0.update(sha256.as_bytes());
-        let key = hex::encode(h.0.finalize());
-        self.dir.join(format!("{}.cwasm", &key[..32]))
-    }
-
-    /// The compiled component for `bytes`, from the cache or freshly compiled.
+    /// The compiled component for `bytes`: the artifact compiled ahead of time when it
+    /// fits this engine, else from the cache, else freshly compiled (and cached).
     pub(super) fn component(
         &self,
         engine: &Engine,
         bytes: &[u8],
         sha256: &str,
         origin: &Origin,
+        ahead: Option<&Ahead>,
     ) -> Result<Component, LoadError> {
-        let path = self.key(engine, sha256);
+        let key = super::compiler::artifact_key(engine, sha256);
+        if let Some(ahead) = ahead.filter(|a| a.key == key) {
+            // SAFETY: `deserialize` requires a trusted artifact from
+            // `Engine::precompile_component` of a compatible engine. `ahead.artifact` is
+            // part of this executable: build.rs wrote it with `precompile_component` from
+            // this very component (its sha256 is in the key) and included it with
+            // `include_bytes!`; nothing at run time can change it. The key also contains
+            // the compatibility hash of the engine that compiled it, equal to this
+            // engine's, and wasmtime checks its own version and settings in the
+            // artifact's header again before using it.
+            match unsafe { Component::deserialize(engine, ahead.artifact) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(
+                    "the built-in analyzer compiled ahead of time does not load, compiling it: {e:#}"
+                ),
+            }
+        }
+        let path = self.dir.join(format!("{key}.cwasm"));
         if crate::home::written_by_us(&path) {
             // SAFETY: `deserialize_file` requires that the file is a trusted artifact from
             // `Engine::precompile_component` of a compatible engine. The key includes the

@@ -20,6 +20,7 @@
 //! that a call's fixed cost stays in the tens of microseconds.
 
 mod cache;
+pub mod compiler;
 mod linker;
 pub mod v0_1;
 
@@ -42,6 +43,17 @@ use bulkhead_model::{Analysis, AnalyzerMeta, Origin};
 /// The WIT package versions this host can run, newest first. A new minor version adds a
 /// `vX_Y` bindings module and an adapter to the current model types.
 pub const WIT_VERSIONS: &[&str] = &["0.1.0"];
+
+/// A component compiled ahead of time: the artifact and the key
+/// ([`compiler::artifact_key`]) of the engine and component it was compiled for.
+#[derive(Clone, Copy, Debug)]
+pub struct Ahead {
+    pub key: &'static str,
+    pub artifact: &'static [u8],
+}
+
+/// The wasmtime release the sandbox runs on (from Cargo.lock, by build.rs).
+pub const WASMTIME_VERSION: &str = env!("BULKHEAD_WASMTIME_VERSION");
 
 /// The epoch tick. Deadlines are counted in ticks; each tick the guest also yields to
 /// the executor so that one busy analyzer cannot starve the others.
@@ -80,7 +92,7 @@ impl Default for Limits {
             max_packages: 200_000,
             max_handles: 1024,
             stderr_bytes: 64 << 10,
-            max_wasm_stack: 1 << 20,
+            max_wasm_stack: compiler::DEFAULT_MAX_WASM_STACK,
             table_elements: 100_000,
         }
     }
@@ -401,10 +413,7 @@ impl Sandbox {
     /// An engine with epoch interruption, the allow-list linker, and the component cache
     /// in `cache_dir` (created with mode 0700).
     pub fn new(cache_dir: &Path, limits: Limits) -> Result<Self, LoadError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(limits.max_wasm_stack);
+        let config = compiler::config(limits.max_wasm_stack);
         let engine = engine(&config, &limits).map_err(|e| LoadError::Cache {
             path: cache_dir.to_path_buf(),
             reason: format!("cannot create the wasm engine: {e}"),
@@ -454,6 +463,17 @@ impl Sandbox {
     /// its metadata. Every check that can be done before a scan is done here, so that a
     /// bad module is refused with a message that names what is wrong.
     pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<Loaded, LoadError> {
+        self.load_with(bytes, origin, None).await
+    }
+
+    /// [`Sandbox::load`] with `ahead`, the same component compiled ahead of time (by
+    /// build.rs, for the built-in analyzers): used when it fits this engine.
+    pub async fn load_with(
+        &self,
+        bytes: &[u8],
+        origin: Origin,
+        ahead: Option<&Ahead>,
+    ) -> Result<Loaded, LoadError> {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotAComponent {
                 origin,
@@ -470,7 +490,7 @@ impl Sandbox {
         let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
         let component = self
             .cache
-            .component(&self.engine, bytes, &sha256, &origin)?;
+            .component(&self.engine, bytes, &sha256, &origin, ahead)?;
         let wit_version = check_imports(&self.engine, &component, &origin)?;
         let pre = self
             .linker
@@ -769,6 +789,48 @@ fn same_minor(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn artifacts(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// build.rs compiled every built-in analyzer for this engine: loading them compiles
+    /// nothing (the cache stays empty), while an artifact keyed for another engine is not
+    /// used: the component is compiled and cached instead.
+    #[tokio::test]
+    async fn the_ahead_of_time_artifacts_fit_this_engine_and_others_are_not_used() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let cache = home.path().join("components");
+        let sandbox = Sandbox::new(&cache, Limits::default()).expect("sandbox");
+        for (package, bytes, ahead) in crate::analyzers::BUILTIN {
+            let ahead = ahead.as_ref().unwrap_or_else(|| {
+                panic!("{package}: no artifact compiled ahead of time (BULKHEAD_NO_AHEAD_OF_TIME set, or a cross build?)")
+            });
+            sandbox
+                .load_with(bytes, Origin::BuiltIn, Some(ahead))
+                .await
+                .unwrap_or_else(|e| panic!("{package}: {e}"));
+        }
+        assert_eq!(artifacts(&cache), 0, "a built-in analyzer was compiled");
+
+        let (package, bytes, ahead) = &crate::analyzers::BUILTIN[0];
+        let other = Ahead {
+            key: "00000000000000000000000000000000",
+            artifact: ahead.as_ref().map_or(&[][..], |a| a.artifact),
+        };
+        let loaded = sandbox
+            .load_with(bytes, Origin::BuiltIn, Some(&other))
+            .await
+            .unwrap_or_else(|e| panic!("{package}: {e}"));
+        assert!(!loaded.meta.name.is_empty());
+        assert_eq!(artifacts(&cache), 1, "compiled and cached instead");
+    }
 
     #[test]
     fn patch_versions_are_compatible() {
