@@ -86,6 +86,17 @@ enum Command {
     },
     /// Print the manual page (roff) to stdout: `bulkhead man > bulkhead.1; man ./bulkhead.1`.
     Man,
+    /// Print this installation's versions for a support request: bulkhead, wasmtime, the
+    /// analyzer WIT versions, the analyzers a scan would run with their digests, and the
+    /// advisory database's status (`--format json` for the whole of it).
+    Version {
+        #[arg(long, short, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        #[command(flatten)]
+        analyzers: AnalyzerFlags,
+        #[command(flatten)]
+        db: crate::db::DbFlag,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +156,13 @@ struct ScanArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// The Jinja template of --format template: its variables are the JSON report's fields
+    /// (examples in contrib/templates/; docs/reports.md).
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+    /// In the table, one row per package and vulnerability instead of one block per upgrade.
+    #[arg(long)]
+    expand: bool,
     #[command(flatten)]
     analyzers: AnalyzerFlags,
     /// Wall-clock limit per analyzer call, in milliseconds (overrides sandbox.time_ms).
@@ -230,6 +248,9 @@ pub(crate) fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(hint) = crate::hints::next_step(&e) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -298,6 +319,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Analyzers(AnalyzersCommand::List { format, analyzers }) => {
             runtime.block_on(list(&home, &config, format, &analyzers))
         }
+        Command::Version {
+            format,
+            analyzers,
+            db,
+        } => {
+            let listing = runtime.block_on(listing(&home, &config, &analyzers))?;
+            let stdout = std::io::stdout();
+            crate::version::print(&db.path(&home), &listing, format, &mut stdout.lock())
+        }
         Command::Db(cmd) => {
             let stdout = std::io::stdout();
             runtime.block_on(crate::db::run(cmd, &home, &config.db, &mut stdout.lock()))
@@ -325,6 +355,18 @@ fn sources(home: &Home, config: &Config, flags: &AnalyzerFlags) -> Sources {
 }
 
 async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Result<ExitCode> {
+    // Before any image is pulled: a template with a typo should cost no scan.
+    let template = match (&args.template, args.format) {
+        (Some(path), Format::Template) => Some(bulkhead_scan::report::Template::load(path)?),
+        (None, Format::Template) => anyhow::bail!(
+            "--format template needs --template FILE: a Jinja template over the JSON report (examples in contrib/templates/, variables in docs/reports.md)"
+        ),
+        (Some(_), other) => anyhow::bail!(
+            "--template is used with --format template only (the format here is {}); add --format template",
+            other.name()
+        ),
+        (None, _) => None,
+    };
     let (source, how) = Source::recognise(&args.source).map_err(anyhow::Error::msg)?;
     // Say what a bare path was taken for: `img/debian.tar` is a file here, not
     // `docker.io/img/debian.tar`, and the user should see which.
@@ -394,11 +436,12 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
     let mut style = TableStyle {
         colour: false,
         all_packages: args.findings.all_packages,
+        expand: args.expand,
     };
     match &args.output {
         Some(path) => {
             let mut buf = Vec::new();
-            bulkhead_scan::report::write(&report, args.format, style, &mut buf)?;
+            bulkhead_scan::report::write(&report, args.format, style, template.as_ref(), &mut buf)?;
             std::fs::write(path, buf)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
@@ -407,9 +450,17 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
             style.colour =
                 std::io::IsTerminal::is_terminal(&stdout) && std::env::var_os("NO_COLOR").is_none();
             let mut out = stdout.lock();
-            bulkhead_scan::report::write(&report, args.format, style, &mut out)?;
+            bulkhead_scan::report::write(&report, args.format, style, template.as_ref(), &mut out)?;
             out.flush()?;
         }
+    }
+    // The table ends with this line; the other formats are for machines, so a CI log
+    // still gets the one line a person reads there.
+    if args.format != Format::Table && !quiet {
+        eprintln!(
+            "{}",
+            bulkhead_scan::text::sanitize(&bulkhead_scan::report::summary_line(&report))
+        );
     }
     if let (Some(fail_on), Some(assessment)) = (args.findings.fail_on, &result.assessment) {
         let hits = assessment
@@ -488,15 +539,24 @@ fn assess_options(
     }))
 }
 
+/// The analyzers a scan with these flags would run.
+async fn listing(
+    home: &Home,
+    config: &Config,
+    flags: &AnalyzerFlags,
+) -> Result<Vec<bulkhead_scan::analyzers::Listing>> {
+    let sandbox = Sandbox::new(&home.components(), config.sandbox.clone())?;
+    let registry = Registry::load(&sandbox, &sources(home, config, flags)).await?;
+    Ok(registry.listing())
+}
+
 async fn list(
     home: &Home,
     config: &Config,
     format: ListFormat,
     flags: &AnalyzerFlags,
 ) -> Result<ExitCode> {
-    let sandbox = Sandbox::new(&home.components(), config.sandbox.clone())?;
-    let registry = Registry::load(&sandbox, &sources(home, config, flags)).await?;
-    let listing = registry.listing();
+    let listing = listing(home, config, flags).await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {

@@ -19,6 +19,13 @@ pub(crate) struct DbFlag {
     db: Option<PathBuf>,
 }
 
+impl DbFlag {
+    /// The database this flag names, else the home's.
+    pub(crate) fn path(&self, home: &Home) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| db::default_db_path(home))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum DbCommand {
     /// Import advisory feeds from files, directories or OSV all.zip archives.
@@ -69,7 +76,7 @@ pub(crate) async fn run(
     config: &DbConfig,
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
-    let db_path = |flag: &DbFlag| flag.db.clone().unwrap_or_else(|| db::default_db_path(home));
+    let db_path = |flag: &DbFlag| flag.path(home);
     match cmd {
         DbCommand::Import {
             paths,

@@ -10,6 +10,10 @@ pub(crate) fn next_step(e: &anyhow::Error) -> Option<String> {
     let source = e.chain().find_map(|c| c.downcast_ref::<SourceError>())?;
     Some(match source {
         SourceError::NotFound { .. } => "check the repository and tag (`skopeo list-tags docker://NAME` lists a repository's tags); to scan a local file or directory give its path, e.g. ./image.tar or oci:DIR".into(),
+        SourceError::BadReference { .. } => format!(
+            "what `bulkhead scan` takes: {}; an existing file or directory is recognised by its path",
+            bulkhead_scan::source::SCHEMES
+        ),
         SourceError::Unauthorized { registry, .. } => format!(
             "log in with `docker login {registry}` (Bulkhead reads ~/.docker/config.json and its credential helpers), or pass --username and --password (or BULKHEAD_USERNAME and BULKHEAD_PASSWORD)"
         ),

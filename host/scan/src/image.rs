@@ -148,6 +148,9 @@ pub trait BlobSource: Send + Sync {
 pub enum SourceError {
     #[error("{what}: not found")]
     NotFound { what: String },
+    /// The argument is not a registry reference (checked before any registry is asked).
+    #[error("{reference}: not an image reference: {message}")]
+    BadReference { reference: String, message: String },
     #[error(
         "{registry}: authentication failed ({message}); check credentials (--username/--password, ~/.docker/config.json)"
     )]
@@ -201,6 +204,7 @@ impl SourceError {
                 Disposition::Unsupported
             }
             SourceError::NotFound { .. }
+            | SourceError::BadReference { .. }
             | SourceError::Unauthorized { .. }
             | SourceError::DigestMismatch { .. }
             | SourceError::TooLarge { .. }

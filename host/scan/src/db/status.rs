@@ -24,14 +24,15 @@ impl bulkhead_model::Named for StatusFormat {
     }
 }
 
+/// `db status --format json`, also part of `bulkhead version --format json`.
 #[derive(Serialize)]
-struct JsonStatus<'a> {
+pub struct JsonStatus<'a> {
     database: &'a Path,
     sources: Vec<JsonSource>,
 }
 
 #[derive(Serialize)]
-struct JsonSource {
+pub struct JsonSource {
     name: String,
     records: u64,
     skipped: u64,
@@ -51,7 +52,7 @@ pub fn missing_db(db: &Path) -> anyhow::Error {
     )
 }
 
-pub fn run(db: &Path, format: StatusFormat, out: &mut dyn Write) -> Result<()> {
+fn sources(db: &Path) -> Result<Vec<SourceStatus>> {
     if !db.exists() {
         return Err(missing_db(db));
     }
@@ -61,7 +62,20 @@ pub fn run(db: &Path, format: StatusFormat, out: &mut dyn Write) -> Result<()> {
             db.display()
         )
     })?;
-    let sources = store.status()?;
+    Ok(store.status()?)
+}
+
+/// The status of `db` as `db status --format json` prints it.
+pub fn json(db: &Path) -> Result<JsonStatus<'_>> {
+    let now = now_seconds();
+    Ok(JsonStatus {
+        database: db,
+        sources: sources(db)?.iter().map(|s| json_source(s, now)).collect(),
+    })
+}
+
+pub fn run(db: &Path, format: StatusFormat, out: &mut dyn Write) -> Result<()> {
+    let sources = sources(db)?;
     let now = now_seconds();
     match format {
         StatusFormat::Json => {

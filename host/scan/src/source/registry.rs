@@ -24,14 +24,45 @@ use super::distribution::{ClientOptions, RegistryClient};
 use super::manifest::{self, Descriptor, Document, Limits, MAX_INDEX_DEPTH};
 use super::{BlobSource, BlobStream, Image, LayerDesc, ResolveOptions, SourceError};
 
+/// What is wrong with `reference`, in the terms a user can fix: the parser's own words are
+/// "invalid reference format" for most mistakes, which says nothing about which part.
+fn why_not_a_reference(reference: &str, parser: &str) -> String {
+    let (name, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference, None),
+    };
+    if let Some(digest) = digest {
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return format!("the digest {digest:?} is not sha256: followed by 64 hex digits");
+        }
+    }
+    let lower = reference.to_ascii_lowercase();
+    if lower != reference && lower.parse::<Reference>().is_ok() {
+        return format!("repository names must be lowercase (did you mean {lower}?)");
+    }
+    // The tag is what follows the last ':' after the last '/'.
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.matches(':').count() > 1 {
+        return "more than one ':' in the last part: a tag follows the one ':' after the name"
+            .into();
+    }
+    format!("{parser}; the form is [REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST], NAME lowercase")
+}
+
 /// Parse a registry reference. A first component without a dot, a port or `localhost` is
 /// a Docker Hub namespace (`harbor/app` is `docker.io/harbor/app`), as docker reads it;
 /// callers that mean a registry host check [`Reference::registry`] afterwards.
 pub fn parse_reference(reference: &str) -> Result<Reference, SourceError> {
-    let parsed: Reference = reference.parse().map_err(|e| SourceError::Invalid {
-        what: reference.to_string(),
-        message: format!("not an image reference: {e}"),
-    })?;
+    let parsed: Reference =
+        reference
+            .parse()
+            .map_err(
+                |e: oci_spec::distribution::ParseError| SourceError::BadReference {
+                    reference: reference.to_string(),
+                    message: why_not_a_reference(reference, &e.to_string()),
+                },
+            )?;
     if let Some(d) = parsed.digest() {
         manifest::digest_hex(d, &parsed.whole())?;
     }
