@@ -626,3 +626,106 @@ fn completions_and_the_manual_page_are_generated() {
         "the valid shells are listed"
     );
 }
+
+/// The `.cwasm` files in a home's component cache.
+fn cached_artifacts(home: &Path) -> usize {
+    std::fs::read_dir(home.join("components"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Issue 14, item 3: a first run (a fresh home, as in a fresh CI container) loads the
+/// built-in analyzers compiled ahead of time by build.rs and compiles nothing, so nothing
+/// lands in the component cache (three `.cwasm` files did before). That an artifact for
+/// another engine is not used is `bulkhead-scan`'s unit test
+/// `the_ahead_of_time_artifacts_fit_this_engine_and_others_are_not_used`.
+#[test]
+fn the_first_run_uses_the_analyzers_compiled_ahead_of_time() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = crate::harness::demo_db(home.path());
+    let fresh = home.path().join("fresh");
+    let out = crate::harness::bulkhead(&fresh)
+        .args(["scan", "--format", "json", "--db"])
+        .arg(&db)
+        .arg(crate::harness::demo_image())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["packages"].as_array().map(Vec::len), Some(30));
+    assert_eq!(
+        cached_artifacts(&fresh),
+        0,
+        "the first run compiled analyzers: {}",
+        crate::harness::stderr(&out)
+    );
+}
+
+/// Issue 14, item 5: `bulkhead version --format json` has what a support request needs:
+/// the versions, the analyzers with the digests `analyzers list` gives, and the database's
+/// status (or why there is none), each checked against its own source.
+#[test]
+fn version_reports_the_engine_the_analyzers_and_the_database() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let version = |home: &Path, extra: &[&str]| -> Value {
+        let mut args = vec!["version", "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = crate::harness::run_ok(home, &args);
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let v = version(home.path(), &[]);
+    assert_eq!(v["bulkhead"], env!("CARGO_PKG_VERSION"));
+    let lock = std::fs::read_to_string(crate::harness::repo("Cargo.lock")).expect("Cargo.lock");
+    let wasmtime = format!(
+        "name = \"wasmtime\"\nversion = \"{}\"",
+        v["wasmtime"].as_str().expect("wasmtime")
+    );
+    assert!(lock.contains(&wasmtime), "{v}");
+    let wit = std::fs::read_to_string(crate::harness::repo("wit/analyzer.wit")).expect("wit");
+    for w in v["wit_versions"].as_array().expect("wit_versions") {
+        let w = w.as_str().expect("a version");
+        assert!(
+            wit.contains(&format!("@{w}")),
+            "WIT {w} not in wit/analyzer.wit"
+        );
+    }
+    // The analyzers and their digests, as `analyzers list` names them.
+    let out = crate::harness::run_ok(home.path(), &["analyzers", "list", "--format", "json"]);
+    let listing: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["analyzers"], listing);
+    // No database yet: said, with the way to make one, and the command still succeeds.
+    let error = v["advisory_database"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("bulkhead db update"), "{v}");
+    // With the demo database: the sources `db status` lists.
+    let db = crate::harness::demo_db(home.path());
+    let db_arg = db.to_string_lossy().into_owned();
+    let v = version(home.path(), &["--db", &db_arg]);
+    let out = crate::harness::run_ok(
+        home.path(),
+        &["db", "status", "--format", "json", "--db", &db_arg],
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).expect("json");
+    // (Ages are left out: they count seconds between the two commands.)
+    let names = |v: &Value| -> Vec<(String, u64)> {
+        v.as_array()
+            .expect("sources")
+            .iter()
+            .map(|s| (s["name"].to_string(), s["records"].as_u64().unwrap_or(0)))
+            .collect()
+    };
+    assert_eq!(
+        names(&v["advisory_database"]["sources"]),
+        names(&status["sources"])
+    );
+    assert!(!names(&status["sources"]).is_empty());
+    // The table form names the same things.
+    let out = crate::harness::run_ok(home.path(), &["version", "--db", &db_arg]);
+    let text = crate::harness::stdout(&out);
+    for part in ["bulkhead ", "wasmtime ", "analyzer: rpm", "database: "] {
+        assert!(text.contains(part), "{part:?} missing in:\n{text}");
+    }
+}

@@ -14,6 +14,7 @@ mod accuracy;
 mod cli;
 mod db;
 mod findings;
+mod first_minutes;
 mod images;
 mod inventory;
 mod query;

@@ -982,3 +982,241 @@ fn real_scan_of_the_demo_in_every_format() {
         Some(findings)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// --format template (issue 14, item 4): the shipped templates over a real scan.
+// ---------------------------------------------------------------------------------------
+
+/// The demo scanned with `args` added; (exit code, stdout, stderr).
+fn scan_demo(home: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let db = demo_db(home);
+    let out = bulkhead(home)
+        .args(["scan", "--db"])
+        .arg(&db)
+        .arg(demo_image())
+        .args(args)
+        .output()
+        .expect("run bulkhead");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The JUnit template gives one failed test case per finding of the JSON report, as
+/// Python's XML parser reads it (a second reader, not ours), with every value escaped
+/// (an unescaped `&` or `<` from a title would make the file unreadable); the Markdown
+/// one a table row per finding and the summary line; the summary line also reaches
+/// stderr for a machine format.
+#[test]
+fn the_shipped_templates_render_every_finding() {
+    if !bulkhead_test_artifacts::require_tools(&["python3"]) {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let (code, json, json_err) = scan_demo(home.path(), &["--format", "json"]);
+    assert_eq!(code, Some(0), "{json_err}");
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let findings = report["findings"].as_array().expect("findings");
+    assert!(findings.len() > 100, "the demo has 186 findings");
+    assert!(
+        json_err.contains(&format!("{} findings", findings.len())),
+        "the summary line on stderr: {json_err}"
+    );
+
+    let junit = crate::harness::repo("contrib/templates/junit.xml.jinja");
+    let file = home.path().join("junit.xml");
+    let (code, _, err) = scan_demo(
+        home.path(),
+        &[
+            "--format",
+            "template",
+            "--template",
+            &junit.to_string_lossy(),
+            "-o",
+            &file.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let parsed = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, xml.etree.ElementTree as ET\n\
+             root = ET.parse(sys.argv[1]).getroot()\n\
+             cases = root.findall('./testsuite/testcase')\n\
+             print(len(cases), len([c for c in cases if c.find('failure') is not None]), root.find('testsuite').get('failures'))\n\
+             for c in cases: print(c.get('name'))",
+        )
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        parsed.status.success(),
+        "python3 cannot read the JUnit file: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    let mut lines = text.lines();
+    let n = findings.len().to_string();
+    assert_eq!(lines.next(), Some(format!("{n} {n} {n}").as_str()));
+    let names: BTreeSet<&str> = lines.collect();
+    for f in findings {
+        let name = format!(
+            "[{}] {} in {} {}",
+            f["severity"].as_str().unwrap_or(""),
+            f["id"].as_str().unwrap_or(""),
+            f["package"].as_str().unwrap_or(""),
+            f["installed_version"].as_str().unwrap_or("")
+        );
+        assert!(names.contains(name.as_str()), "no test case {name}");
+    }
+
+    let markdown = crate::harness::repo("contrib/templates/markdown.md.jinja");
+    let (code, text, err) = scan_demo(
+        home.path(),
+        &[
+            "--format",
+            "template",
+            "--template",
+            &markdown.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let rows = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| Severity"))
+        .count();
+    assert_eq!(rows, findings.len(), "{text}");
+    assert!(
+        text.contains(&format!("{} findings in", findings.len())),
+        "{text}"
+    );
+}
+
+/// A template with a mistake fails before the scan, naming the file and the line; a field
+/// that does not exist fails when rendered, naming the template and where the variables
+/// are listed; `--format template` needs `--template` and the other way round.
+#[test]
+fn template_mistakes_are_named() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let broken = home.path().join("broken.txt.jinja");
+    std::fs::write(&broken, "line one\n{% for f in findings %}\n{{ f.id }\n").expect("write");
+    let (code, _, err) = scan_demo(
+        home.path(),
+        &[
+            "--format",
+            "template",
+            "--template",
+            &broken.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("broken.txt.jinja:3"), "{err}");
+
+    let typo = home.path().join("typo.txt");
+    std::fs::write(&typo, "{% for f in findings %}{{ f.pakage }}\n{% endfor %}").expect("write");
+    let (code, _, err) = scan_demo(
+        home.path(),
+        &[
+            "--format",
+            "template",
+            "--template",
+            &typo.to_string_lossy(),
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("typo.txt") && err.contains("report.schema.json"),
+        "{err}"
+    );
+
+    let (code, _, err) = scan_demo(home.path(), &["--format", "template"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--template FILE"), "{err}");
+    let (code, _, err) = scan_demo(home.path(), &["--template", &typo.to_string_lossy()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--format template"), "{err}");
+}
+
+/// The default table folds the binary packages of one source and one fix into one block
+/// (checked against the JSON report's findings and packages), `--expand` keeps a row per
+/// finding, and both end with the summary line.
+#[test]
+fn the_table_groups_findings_by_upgrade_and_expand_lists_them_all() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (_, json, _) = scan_demo(home.path(), &["--format", "json"]);
+    let report: Value = serde_json::from_str(&json).expect("json");
+    let findings = report["findings"].as_array().expect("findings");
+    let source_of: BTreeMap<(String, String), String> = report["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                (p["name"].to_string(), p["version"].to_string()),
+                p["source_name"]
+                    .as_str()
+                    .or(p["name"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    // The blocks the table must have: (source, installed, fixed) → ids.
+    let mut blocks: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
+    for f in findings {
+        let source = f["source_name"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                source_of
+                    .get(&(f["package"].to_string(), f["installed_version"].to_string()))
+                    .cloned()
+                    .unwrap_or_else(|| f["package"].as_str().unwrap_or("").to_string())
+            });
+        blocks
+            .entry((
+                source,
+                f["installed_version"].as_str().unwrap_or("").to_string(),
+                f["fixed_version"].as_str().unwrap_or("").to_string(),
+            ))
+            .or_default()
+            .insert(f["id"].as_str().unwrap_or("").to_string());
+    }
+    let (code, table, err) = scan_demo(home.path(), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let headers: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains(" → ") && l.contains(" fixes "))
+        .collect();
+    assert_eq!(headers.len(), blocks.len(), "{table}");
+    for ((source, installed, fixed), ids) in &blocks {
+        let head = format!("{source} {installed} → {fixed} fixes {}", ids.len());
+        assert!(
+            headers.iter().any(|h| h.contains(&head)),
+            "no block {head:?}"
+        );
+    }
+    let last = table.lines().last().unwrap_or("");
+    assert!(
+        last.contains(&format!("{} findings in", findings.len())),
+        "{last}"
+    );
+
+    let (code, expanded, err) = scan_demo(home.path(), &["--expand"]);
+    assert_eq!(code, Some(0), "{err}");
+    // A row: PACKAGE INSTALLED FIXED ID …; the recommendations' lines say "upgrade".
+    let rows = expanded
+        .lines()
+        .filter(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.len() > 3
+                && ["CVE-", "ALSA-", "GHSA-"]
+                    .iter()
+                    .any(|p| fields[3].starts_with(p))
+        })
+        .count();
+    assert_eq!(rows, findings.len(), "{expanded}");
+    assert_eq!(expanded.lines().last(), Some(last));
+}
