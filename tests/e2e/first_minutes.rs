@@ -9,7 +9,6 @@ use std::process::Output;
 use bulkhead_test_artifacts::images;
 use bulkhead_test_artifacts::registry::{self, Auth, Registry};
 use bulkhead_test_artifacts::require_tools;
-use bulkhead_test_artifacts::skopeo::{self, PushOptions};
 
 use crate::harness::{bulkhead, demo_image, stderr, stdout};
 
@@ -95,15 +94,7 @@ fn an_unknown_repository_or_tag_is_not_found_with_the_way_to_list_tags() {
     }
     let reg = Registry::start(Auth::None);
     let image = images::alpine("3.20");
-    skopeo::push_with(
-        &image.layout,
-        &image.tag,
-        reg.addr(),
-        None,
-        "alpine",
-        &PushOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", reg.log()));
+    crate::harness::push_image(&reg, &image, "alpine:3.20");
     let home = tempfile::tempdir().expect("tempdir");
     for reference in [
         format!("{}/alpin:3.20", reg.addr()),
@@ -148,15 +139,7 @@ fn a_registry_that_wants_credentials_says_how_to_give_them() {
     }
     let reg = Registry::start(Auth::htpasswd("scanner", "s3cret"));
     let image = images::alpine("3.20");
-    skopeo::push_with(
-        &image.layout,
-        &image.tag,
-        reg.addr(),
-        reg.creds(),
-        "alpine",
-        &PushOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", reg.log()));
+    crate::harness::push_image(&reg, &image, "alpine:3.20");
     let home = tempfile::tempdir().expect("tempdir");
     let reference = format!("{}/alpine:3.20", reg.addr());
     let login = format!("docker login {}", reg.addr());

@@ -141,6 +141,24 @@ pub(crate) fn demo_archive(dir: &Path) -> PathBuf {
     gunzip(&demo("almalinux9-demo.tar.gz"), dir)
 }
 
+/// Pushes a built image (an OCI layout, its tag) to `reg` as `name` (`repo:tag`) with
+/// skopeo and the registry's credentials.
+pub(crate) fn push_image(
+    reg: &Registry,
+    image: &bulkhead_test_artifacts::images::Image,
+    name: &str,
+) {
+    skopeo::push_with(
+        &image.layout,
+        &image.tag,
+        reg.addr(),
+        reg.creds(),
+        name,
+        &skopeo::PushOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("push {name}: {e}\nregistry log:\n{}", reg.log()));
+}
+
 /// Pushes a `docker save` archive to `reg` as `dest` (`repo:tag`) with skopeo.
 pub(crate) fn push_archive(reg: &Registry, archive: &Path, dest: &str) {
     let out = skopeo::run(&[

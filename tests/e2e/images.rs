@@ -12,10 +12,9 @@ use std::process::Output;
 use bulkhead_test_artifacts::images::{self, Compression, Image, hostile, oracle};
 use bulkhead_test_artifacts::registry::{self, Auth, Registry};
 use bulkhead_test_artifacts::require_tools;
-use bulkhead_test_artifacts::skopeo::{self, PushOptions};
 use serde_json::Value;
 
-use crate::harness::{bulkhead, stderr};
+use crate::harness::{bulkhead, push_image as push, stderr};
 
 const USER: &str = "scanner";
 const PASS: &str = "s3cret";
@@ -71,18 +70,6 @@ fn expected(image: &Image) -> BTreeSet<(String, String, String)> {
             (name.to_string(), f[1].to_string(), f[2].to_string())
         })
         .collect()
-}
-
-fn push(reg: &Registry, image: &Image, name: &str) {
-    skopeo::push_with(
-        &image.layout,
-        &image.tag,
-        reg.addr(),
-        reg.creds(),
-        name,
-        &PushOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("push {name}: {e}\nregistry log:\n{}", reg.log()));
 }
 
 fn tools() -> bool {

@@ -987,12 +987,11 @@ fn real_scan_of_the_demo_in_every_format() {
 // --format template (issue 14, item 4): the shipped templates over a real scan.
 // ---------------------------------------------------------------------------------------
 
-/// The demo scanned with `args` added; (exit code, stdout, stderr).
-fn scan_demo(home: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let db = demo_db(home);
+/// The demo scanned against `db` with `args` added; (exit code, stdout, stderr).
+fn scan_demo(home: &Path, db: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = bulkhead(home)
         .args(["scan", "--db"])
-        .arg(&db)
+        .arg(db)
         .arg(demo_image())
         .args(args)
         .output()
@@ -1015,7 +1014,8 @@ fn the_shipped_templates_render_every_finding() {
         return;
     }
     let home = tempfile::tempdir().expect("tempdir");
-    let (code, json, json_err) = scan_demo(home.path(), &["--format", "json"]);
+    let db = demo_db(home.path());
+    let (code, json, json_err) = scan_demo(home.path(), &db, &["--format", "json"]);
     assert_eq!(code, Some(0), "{json_err}");
     let report: Value = serde_json::from_str(&json).expect("json");
     let findings = report["findings"].as_array().expect("findings");
@@ -1029,6 +1029,7 @@ fn the_shipped_templates_render_every_finding() {
     let file = home.path().join("junit.xml");
     let (code, _, err) = scan_demo(
         home.path(),
+        &db,
         &[
             "--format",
             "template",
@@ -1075,6 +1076,7 @@ fn the_shipped_templates_render_every_finding() {
     let markdown = crate::harness::repo("contrib/templates/markdown.md.jinja");
     let (code, text, err) = scan_demo(
         home.path(),
+        &db,
         &[
             "--format",
             "template",
@@ -1100,10 +1102,12 @@ fn the_shipped_templates_render_every_finding() {
 #[test]
 fn template_mistakes_are_named() {
     let home = tempfile::tempdir().expect("tempdir");
+    let db = demo_db(home.path());
     let broken = home.path().join("broken.txt.jinja");
     std::fs::write(&broken, "line one\n{% for f in findings %}\n{{ f.id }\n").expect("write");
     let (code, _, err) = scan_demo(
         home.path(),
+        &db,
         &[
             "--format",
             "template",
@@ -1118,6 +1122,7 @@ fn template_mistakes_are_named() {
     std::fs::write(&typo, "{% for f in findings %}{{ f.pakage }}\n{% endfor %}").expect("write");
     let (code, _, err) = scan_demo(
         home.path(),
+        &db,
         &[
             "--format",
             "template",
@@ -1131,10 +1136,10 @@ fn template_mistakes_are_named() {
         "{err}"
     );
 
-    let (code, _, err) = scan_demo(home.path(), &["--format", "template"]);
+    let (code, _, err) = scan_demo(home.path(), &db, &["--format", "template"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--template FILE"), "{err}");
-    let (code, _, err) = scan_demo(home.path(), &["--template", &typo.to_string_lossy()]);
+    let (code, _, err) = scan_demo(home.path(), &db, &["--template", &typo.to_string_lossy()]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--format template"), "{err}");
 }
@@ -1145,7 +1150,8 @@ fn template_mistakes_are_named() {
 #[test]
 fn the_table_groups_findings_by_upgrade_and_expand_lists_them_all() {
     let home = tempfile::tempdir().expect("tempdir");
-    let (_, json, _) = scan_demo(home.path(), &["--format", "json"]);
+    let db = demo_db(home.path());
+    let (_, json, _) = scan_demo(home.path(), &db, &["--format", "json"]);
     let report: Value = serde_json::from_str(&json).expect("json");
     let findings = report["findings"].as_array().expect("findings");
     let source_of: BTreeMap<(String, String), String> = report["packages"]
@@ -1184,7 +1190,7 @@ fn the_table_groups_findings_by_upgrade_and_expand_lists_them_all() {
             .or_default()
             .insert(f["id"].as_str().unwrap_or("").to_string());
     }
-    let (code, table, err) = scan_demo(home.path(), &[]);
+    let (code, table, err) = scan_demo(home.path(), &db, &[]);
     assert_eq!(code, Some(0), "{err}");
     let headers: Vec<&str> = table
         .lines()
@@ -1204,7 +1210,7 @@ fn the_table_groups_findings_by_upgrade_and_expand_lists_them_all() {
         "{last}"
     );
 
-    let (code, expanded, err) = scan_demo(home.path(), &["--expand"]);
+    let (code, expanded, err) = scan_demo(home.path(), &db, &["--expand"]);
     assert_eq!(code, Some(0), "{err}");
     // A row: PACKAGE INSTALLED FIXED ID …; the recommendations' lines say "upgrade".
     let rows = expanded

@@ -748,16 +748,10 @@ fn hostile_logs() {
 
     // Garbage of every kind: zeros, ones, pseudo-random bytes, the magic followed by
     // noise. Up to a header's length it is no log; beyond, a bad header is ignored.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        seed = seed.wrapping_add(0x2545_f491);
+        bulkhead_test_artifacts::pseudo_random(seed, n)
     };
     for len in [1, 31, 32, 33, 4096, 4096 + 56, 100_000] {
         let mut garbage = vec![vec![0; len], vec![0xff; len], noise(len)];

@@ -27,6 +27,20 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// `len` bytes of xorshift noise from `seed` (not zero): incompressible enough for bombs
+/// and garbage inputs, and the same on every run.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Copies the tree `from` into `to` (created), files made writable: fixtures are copied
 /// before a test edits them, and a registry's storage before a bench multiplies it.
 pub fn copy_dir(from: &Path, to: &Path) {

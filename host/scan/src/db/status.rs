@@ -67,11 +67,14 @@ fn sources(db: &Path) -> Result<Vec<SourceStatus>> {
 
 /// The status of `db` as `db status --format json` prints it.
 pub fn json(db: &Path) -> Result<JsonStatus<'_>> {
-    let now = now_seconds();
-    Ok(JsonStatus {
+    Ok(json_status(db, &sources(db)?, now_seconds()))
+}
+
+fn json_status<'a>(db: &'a Path, sources: &[SourceStatus], now: i64) -> JsonStatus<'a> {
+    JsonStatus {
         database: db,
-        sources: sources(db)?.iter().map(|s| json_source(s, now)).collect(),
-    })
+        sources: sources.iter().map(|s| json_source(s, now)).collect(),
+    }
 }
 
 pub fn run(db: &Path, format: StatusFormat, out: &mut dyn Write) -> Result<()> {
@@ -79,13 +82,9 @@ pub fn run(db: &Path, format: StatusFormat, out: &mut dyn Write) -> Result<()> {
     let now = now_seconds();
     match format {
         StatusFormat::Json => {
-            let status = JsonStatus {
-                database: db,
-                sources: sources.iter().map(|s| json_source(s, now)).collect(),
-            };
             // Serialised first, so that a closed stdout (`| head`) surfaces as the I/O
             // error the command line treats as benign.
-            let mut text = serde_json::to_string_pretty(&status)?;
+            let mut text = serde_json::to_string_pretty(&json_status(db, &sources, now))?;
             text.push('\n');
             out.write_all(text.as_bytes())?;
         }

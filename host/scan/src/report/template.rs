@@ -31,16 +31,17 @@ pub enum TemplateError {
     Render { path: PathBuf, reason: String },
 }
 
-/// A template read and checked before the scan starts, so a typo costs no scan.
+/// A template read and compiled before the scan starts, so a typo costs no scan.
 #[derive(Debug, Clone)]
 pub struct Template {
     path: PathBuf,
     /// The file name: minijinja picks auto-escaping from its extension.
     name: String,
-    source: String,
+    /// Holds the compiled template, under `name`.
+    env: Environment<'static>,
 }
 
-/// minijinja's errors name the line; its `display_debug_info` adds the source around it.
+/// minijinja's errors name the line; its sources add the detail.
 fn describe(e: &minijinja::Error) -> String {
     let mut reason = e.to_string();
     let mut cause = std::error::Error::source(e);
@@ -49,14 +50,6 @@ fn describe(e: &minijinja::Error) -> String {
         cause = c.source();
     }
     reason
-}
-
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    // A misspelt field is an error naming the line, not an empty column in a CI artefact.
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_filter("sanitize", |s: String| crate::text::sanitize(&s));
-    env
 }
 
 impl Template {
@@ -78,19 +71,21 @@ impl Template {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "template".into());
-        let template = Template {
-            path: path.to_path_buf(),
-            name,
-            source,
-        };
-        // Compile once now: syntax errors surface before any image is pulled.
-        let mut env = environment();
-        env.add_template(&template.name, &template.source)
+        let mut env = Environment::new();
+        // A misspelt field is an error naming the line, not an empty column in a CI artefact.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.add_filter("sanitize", |s: String| crate::text::sanitize(&s));
+        // Compiled now: syntax errors surface before any image is pulled.
+        env.add_template_owned(name.clone(), source)
             .map_err(|e| TemplateError::Syntax {
                 path: path.to_path_buf(),
                 reason: describe(&e),
             })?;
-        Ok(template)
+        Ok(Template {
+            path: path.to_path_buf(),
+            name,
+            env,
+        })
     }
 
     /// Render over `report`: its fields are the template's variables (`findings`,
@@ -100,9 +95,6 @@ impl Template {
             path: self.path.clone(),
             reason,
         };
-        let mut env = environment();
-        env.add_template(&self.name, &self.source)
-            .map_err(|e| fail(describe(&e)))?;
         let mut context = serde_json::to_value(report).map_err(|e| fail(e.to_string()))?;
         if let Some(map) = context.as_object_mut() {
             map.insert(
@@ -110,7 +102,8 @@ impl Template {
                 serde_json::Value::String(super::summary_line(report)),
             );
         }
-        let template = env
+        let template = self
+            .env
             .get_template(&self.name)
             .map_err(|e| fail(describe(&e)))?;
         template

@@ -337,7 +337,12 @@ pub fn truncated_tar() -> Image {
 /// of the cut blob, so only decompression notices).
 pub fn truncated_gzip() -> Image {
     let mut t = LayerTar::new();
-    t.file("opt/data.bin", &pseudo_random(64 * 1024), 0o644);
+    // Incompressible, so that half of the gzip stream is about half of the data.
+    t.file(
+        "opt/data.bin",
+        &crate::pseudo_random(0x9e37_79b9_7f4a_7c15, 64 * 1024),
+        0o644,
+    );
     let tar = t.into_bytes();
     let gz = Compression::Gzip.compress(&tar);
     image_with(|layout| {
@@ -618,19 +623,6 @@ fn write_zstd_zeros_tar(out: &mut dyn Write, size: u64) -> io::Result<String> {
         out.write_all(&[0])?;
     }
     Ok(bomb_diff_id(&header, zeros))
-}
-
-fn pseudo_random(len: usize) -> Vec<u8> {
-    // xorshift: incompressible enough that half of the gzip stream is half of the data.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
