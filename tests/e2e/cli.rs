@@ -528,8 +528,20 @@ fn paths_are_recognised_and_schemes_have_aliases() {
     );
     let said = crate::harness::stderr(&bare);
     assert!(
-        said.contains(&format!("scanning docker-archive:{}", archive.display())),
+        said.contains(&format!("scanning archive:{}", archive.display())),
         "{said}"
+    );
+    // What it held decided how it was read, and names the image.
+    let reference = |out: &std::process::Output| -> String {
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        report["image"]["reference"]
+            .as_str()
+            .expect("image.reference")
+            .to_string()
+    };
+    assert_eq!(
+        reference(&bare),
+        format!("docker-archive:{}", archive.display())
     );
     // A rootfs directory and an OCI layout directory, by path.
     let rootfs = bulkhead_test_artifacts::fixture("apk/alpine-3.20");
@@ -559,6 +571,47 @@ fn paths_are_recognised_and_schemes_have_aliases() {
             image.tag
         )))
     );
+
+    // The same Alpine image as an OCI archive (written by skopeo from the layout): by
+    // scheme and tag, by bare path, and gzipped, the packages of the layout.
+    if bulkhead_test_artifacts::require_tools(&["skopeo"]) {
+        let file = home.path().join("alpine-3.20.oci.tar");
+        let out = bulkhead_test_artifacts::skopeo::run(&[
+            "copy",
+            "--preserve-digests",
+            &image.oci_ref(),
+            &format!("oci-archive:{}:{}", file.display(), image.tag),
+        ])
+        .expect("run skopeo");
+        assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+        let gz = home.path().join("alpine-3.20.oci.tar.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &std::fs::read(&file).expect("read")).expect("gzip");
+        std::fs::write(&gz, enc.finish().expect("gzip")).expect("write");
+        for (arg, named) in [
+            (
+                format!("oci-archive:{}:{}", file.display(), image.tag),
+                format!("oci-archive:{}:{}", file.display(), image.tag),
+            ),
+            (
+                file.to_string_lossy().into_owned(),
+                format!("oci-archive:{}", file.display()),
+            ),
+            (
+                gz.to_string_lossy().into_owned(),
+                format!("oci-archive:{}", gz.display()),
+            ),
+        ] {
+            let out = scan(&arg);
+            assert!(
+                out.status.success(),
+                "{arg}: {}",
+                crate::harness::stderr(&out)
+            );
+            assert_eq!(packages(&out), packages(&layout), "{arg}");
+            assert_eq!(reference(&out), named, "{arg}");
+        }
+    }
 
     // A missing archive and a mistyped scheme: at once, with the way out.
     for (reference, says) in [

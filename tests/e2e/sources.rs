@@ -630,6 +630,226 @@ async fn docker_archive_hostile_inputs_are_errors() {
 }
 
 // ---------------------------------------------------------------------------------------
+// oci-archive: and archive:
+
+/// `skopeo copy --preserve-digests SRC oci-archive:FILE:TAG` (skopeo writes the archive;
+/// Bulkhead only reads it). `extra` goes before the references (`--all`).
+fn skopeo_oci_archive(src: &str, file: &Path, tag: &str, extra: &[&str]) {
+    let dest = format!("oci-archive:{}:{tag}", file.display());
+    let mut args = vec!["copy", "--preserve-digests"];
+    args.extend_from_slice(extra);
+    args.extend([src, dest.as_str()]);
+    skopeo(&args);
+}
+
+/// An OCI archive written by skopeo resolves to the very image of the layout it was
+/// copied from (the manifest is copied byte for byte), by tag, alone, by bare path and
+/// gzipped; its layers stream verified from inside the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_archive_written_by_skopeo_resolves_like_its_layout() {
+    if !require_tools(&["skopeo"]) {
+        return;
+    }
+    let opts = ResolveOptions::default();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("test-oci.tar");
+    skopeo_oci_archive(
+        &format!("oci:{}", fixture("test.oci").display()),
+        &file,
+        "v1",
+        &[],
+    );
+    let gzipped = tmp.path().join("test-oci.tar.gz");
+    std::fs::write(&gzipped, gzip(&std::fs::read(&file).expect("read"))).expect("write");
+    for reference in [
+        format!("oci-archive:{}:v1", file.display()),
+        format!("oci-archive:{}", file.display()),
+        format!("oci-archive:{}:v1", gzipped.display()),
+    ] {
+        let (image, blobs) = resolve_ok(&reference, &opts).await;
+        assert_eq!(image, test_oci_image(&reference));
+        check_layer_bytes(&image, &blobs).await;
+    }
+
+    // A bare path is an archive told apart by what it holds, and named by it.
+    let (recognised, _) =
+        Source::recognise(&file.to_string_lossy()).expect("an existing file is recognised");
+    assert_eq!(recognised, Source::Archive(file.clone()));
+    let (image, blobs) = source::resolve(&recognised, &opts)
+        .await
+        .expect("an OCI archive by path");
+    assert_eq!(
+        image,
+        test_oci_image(&format!("oci-archive:{}", file.display()))
+    );
+    check_layer_bytes(&image, &blobs).await;
+
+    // A tag it does not hold: the tags it holds are listed.
+    let e = resolve_err(&format!("oci-archive:{}:v2", file.display()), &opts).await;
+    assert!(matches!(e, SourceError::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("v1"), "{e}");
+}
+
+/// `skopeo copy --all` of a two-platform layout: the platform is selected inside the
+/// archive as in the layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_archive_of_a_multi_platform_image_selects_the_platform() {
+    if !require_tools(&["skopeo"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let (amd64, arm64) = multi_platform_layout(&layout);
+    let file = tmp.path().join("multi.tar");
+    skopeo_oci_archive(
+        &format!("oci:{}:multi", layout.display()),
+        &file,
+        "multi",
+        &["--all"],
+    );
+    for (platform_name, digest) in [("linux/amd64", &amd64), ("linux/arm64/v8", &arm64)] {
+        let opts = ResolveOptions {
+            platform: platform(platform_name),
+            ..Default::default()
+        };
+        let (image, blobs) =
+            resolve_ok(&format!("oci-archive:{}:multi", file.display()), &opts).await;
+        assert_eq!(
+            image.manifest_digest.as_ref(),
+            Some(digest),
+            "{platform_name}"
+        );
+        check_layer_bytes(&image, &blobs).await;
+    }
+    let opts = ResolveOptions {
+        platform: platform("linux/s390x"),
+        ..Default::default()
+    };
+    let e = resolve_err(&format!("oci-archive:{}:multi", file.display()), &opts).await;
+    assert!(matches!(e, SourceError::PlatformMissing { .. }), "{e}");
+}
+
+/// `archive:` (what a bare file path means) reads a `docker save` archive as before, and
+/// says what it expected of a file that is neither kind; each explicit scheme points to
+/// the other when given the other kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_told_apart_by_what_they_hold() {
+    let opts = ResolveOptions::default();
+    let alpine = fixture("alpine-311.tar.gz");
+    let (image, blobs) = resolve_ok(&format!("archive:{}", alpine.display()), &opts).await;
+    assert_eq!(
+        image,
+        alpine_311(&format!("docker-archive:{}", alpine.display()))
+    );
+    check_layer_bytes(&image, &blobs).await;
+
+    let e = resolve_err(&format!("oci-archive:{}", alpine.display()), &opts).await;
+    let text = e.to_string();
+    assert!(
+        text.contains("oci-layout") && text.contains("docker-archive:FILE"),
+        "{text}"
+    );
+
+    // A root filesystem in a tar (Alpine's minirootfs) is neither kind.
+    let rootfs = fixture("alpine-minirootfs-3.12.12-x86_64.tar.gz");
+    let e = resolve_err(&format!("archive:{}", rootfs.display()), &opts).await;
+    let text = e.to_string();
+    assert!(
+        text.contains("alpine-minirootfs-3.12.12")
+            && text.contains("manifest.json")
+            && text.contains("oci-layout")
+            && text.contains("dir:PATH"),
+        "{text}"
+    );
+}
+
+/// OCI archives from a hostile source: a blob that is a link out of the archive, a link
+/// to an absolute path (the archive's own root, never the host's), a name twice, a
+/// layout file missing. Each is an error naming the archive; nothing is extracted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_archive_hostile_inputs_are_errors() {
+    let opts = ResolveOptions::default();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = fixture("test.oci");
+    let layer = "blobs/sha256/cdd16bd695eda2819e7637648f573c2ca64896c4f7bff9732ac9db734ca3bc2c";
+    let read = |rel: &str| std::fs::read(layout.join(rel)).expect("fixture file");
+    let documents: Vec<(&str, Result<Vec<u8>, &str>)> = [
+        "oci-layout",
+        "index.json",
+        "blobs/sha256/afb744871f99e0ff8e6f253244836ed34c5d805fdb096d3a205ffaf5e9073cab",
+        "blobs/sha256/b23a8f6569ae9ae331226205fa72f480ce5310707d0bc97e611f83fbbbde4604",
+    ]
+    .into_iter()
+    .map(|rel| (rel, Ok(read(rel))))
+    .collect();
+    let with = |extra: Vec<(&'static str, Result<Vec<u8>, &'static str>)>| {
+        let mut entries = documents.clone();
+        entries.extend(extra);
+        tar_of(&entries)
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "link-out.tar",
+            with(vec![(layer, Err("../../../../etc/passwd"))]),
+            "leaves the archive",
+        ),
+        (
+            // Absolute means the archive's root: the host's /etc/passwd is not read.
+            "link-absolute.tar",
+            with(vec![(layer, Err("/etc/passwd"))]),
+            "cdd16bd695eda2819e7637648f573c2ca64896c4f7bff9732ac9db734ca3bc2c: not found",
+        ),
+        (
+            "twice.tar",
+            with(vec![(layer, Ok(read(layer))), (layer, Ok(read(layer)))]),
+            "more than one entry",
+        ),
+        (
+            "no-layer.tar",
+            with(vec![]),
+            "cdd16bd695eda2819e7637648f573c2ca64896c4f7bff9732ac9db734ca3bc2c",
+        ),
+        ("no-layout.tar", tar_of(&documents[1..]), "oci-layout"),
+        ("empty.tar", Vec::new(), "oci-layout"),
+        (
+            "truncated.tar",
+            with(vec![(layer, Ok(read(layer)))])[..3000].to_vec(),
+            "truncated.tar",
+        ),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let e = resolve_err(&format!("oci-archive:{}", path.display()), &opts).await;
+        let text = e.to_string();
+        assert!(
+            text.contains(name),
+            "{name}: the error names the archive: {text}"
+        );
+        assert!(
+            text.contains(needle),
+            "{name}: expected {needle:?} in {text}"
+        );
+    }
+    // The well-formed archives from the same parts do resolve (the cases above fail for
+    // their one defect), among them one whose blob is an absolute link inside it.
+    for (name, extra) in [
+        ("good.tar", vec![(layer, Ok(read(layer)))]),
+        (
+            "good-link.tar",
+            vec![("data/layer", Ok(read(layer))), (layer, Err("/data/layer"))],
+        ),
+    ] {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, with(extra)).expect("write");
+        let reference = format!("oci-archive:{}", path.display());
+        let (image, blobs) = resolve_ok(&reference, &opts).await;
+        assert_eq!(image, test_oci_image(&reference));
+        check_layer_bytes(&image, &blobs).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // registries: a real one
 
 /// A `docker-registry` on a random loopback port with storage in a temp dir; killed on

@@ -371,7 +371,13 @@ async fn scan(home: &Home, config: &Config, args: ScanArgs, quiet: bool) -> Resu
     // Say what a bare path was taken for: `img/debian.tar` is a file here, not
     // `docker.io/img/debian.tar`, and the user should see which.
     if how == Recognised::FromPath && !quiet {
-        eprintln!("scanning {source} (recognised from the path)");
+        match &source {
+            Source::Archive(_) => eprintln!(
+                "scanning {source} (recognised from the path: a `docker save` or OCI archive, \
+                 read as what it holds)"
+            ),
+            _ => eprintln!("scanning {source} (recognised from the path)"),
+        }
     }
     let mut resolve = ResolveOptions::default();
     if let Some(p) = &args.platform {

@@ -130,16 +130,10 @@ pub fn image(reference: &str, digest: Option<&str>) -> Option<String> {
             )
         }
         crate::source::Source::OciLayout { dir, tag } => (file_name(&dir)?, None, tag),
-        crate::source::Source::DockerArchive(file) => {
-            let name = file_name(&file)?;
-            let stem = [".tar.gz", ".tgz", ".tar"]
-                .iter()
-                .find_map(|ext| name.strip_suffix(ext))
-                .filter(|s| !s.is_empty())
-                .unwrap_or(&name)
-                .to_string();
-            (stem, None, None)
+        crate::source::Source::DockerArchive(file) | crate::source::Source::Archive(file) => {
+            (archive_stem(&file)?, None, None)
         }
+        crate::source::Source::OciArchive { file, tag } => (archive_stem(&file)?, None, tag),
         crate::source::Source::Dir(dir) => (file_name(&dir)?, None, None),
     };
     let mut qualifiers = Vec::new();
@@ -153,6 +147,18 @@ pub fn image(reference: &str, digest: Option<&str>) -> Option<String> {
         &digest,
         &qualifiers,
     )
+}
+
+/// An archive's file name without its extension: `alpine.tar.gz` → `alpine`.
+fn archive_stem(file: &std::path::Path) -> Option<String> {
+    let name = file_name(file)?;
+    let stem = [".tar.gz", ".tgz", ".tar"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&name)
+        .to_string();
+    Some(stem)
 }
 
 fn file_name(path: &std::path::Path) -> Option<String> {

@@ -387,8 +387,14 @@ async fn scan_image(
     confine(registry, &mut inputs, &mut diagnostics);
     let merged = crate::merge::merge(inputs);
     diagnostics.extend(merged.diagnostics);
+    // A file recognised by its path is named by what it held (`docker-archive:` or
+    // `oci-archive:`, as its resolver named the image); any other source as written.
+    let reference = match source {
+        Source::Archive(_) => image.reference.clone(),
+        _ => source.to_string(),
+    };
     Ok(ScanResult {
-        reference: source.to_string(),
+        reference,
         inventory: merged.inventory,
         image: Some(image),
         diagnostics,

@@ -4,16 +4,20 @@
 //! |---|---|
 //! | `NAME[:TAG\|@DIGEST]` (`alpine:3.19` = `docker.io/library/alpine:3.19`) | [`registry`] |
 //! | `oci:DIR[:TAG]` (OCI image layout) | [`oci_layout`] |
-//! | `docker-archive:FILE` (`docker save` tar, plain or gzipped) | [`docker_archive`] |
+//! | `oci-archive:FILE[:TAG]` (an OCI image layout in a tar) | [`oci_layout`] on [`archive`] |
+//! | `docker-archive:FILE` (`docker save` tar, plain or gzipped) | [`docker_archive`] on [`archive`] |
+//! | `archive:FILE` (either, told by what it holds) | [`docker_archive`] or [`oci_layout`] |
 //! | `dir:PATH` (a root filesystem, one layer) | [`dir`] |
 //!
 //! Aliases users bring from other tools: `registry:` and `docker:` (Syft) for a registry
 //! image, `oci-dir:` for `oci:`, `fs:` for `dir:`. Without a scheme, an argument that names
-//! an existing file or directory is that file or directory ([`Source::recognise`]).
+//! an existing file or directory is that file or directory ([`Source::recognise`]): a
+//! file is an `archive:`.
 //!
-//! The first three resolve to an [`Image`] (one platform's manifest and config) and a
+//! All but `dir:` resolve to an [`Image`] (one platform's manifest and config) and a
 //! [`BlobSource`] that opens its layer blobs; `dir:` is walked directly.
 
+pub mod archive;
 pub mod auth;
 pub mod dir;
 pub mod distribution;
@@ -39,15 +43,21 @@ pub enum Source {
     Registry(String),
     /// An OCI image layout directory and an optional tag (`org.opencontainers.image.ref.name`).
     OciLayout { dir: PathBuf, tag: Option<String> },
+    /// An OCI image layout in a tar archive, plain or gzipped, and an optional tag.
+    OciArchive { file: PathBuf, tag: Option<String> },
     /// A `docker save` archive, plain or gzipped.
     DockerArchive(PathBuf),
+    /// A `docker save` or an OCI archive, told apart by what it holds (`manifest.json`
+    /// or `oci-layout`; Docker 25 writes both, and is read as `docker save`).
+    Archive(PathBuf),
     /// A root filesystem directory, analysed as one layer.
     Dir(PathBuf),
 }
 
 /// The schemes a reference may start with, for the message that lists them.
 pub const SCHEMES: &str = "registry: (or docker:, or none: NAME[:TAG|@DIGEST]), oci:DIR[:TAG] \
-     (or oci-dir:), docker-archive:FILE, dir:PATH (or fs:)";
+     (or oci-dir:), oci-archive:FILE[:TAG], docker-archive:FILE, archive:FILE (either \
+     archive), dir:PATH (or fs:)";
 
 /// How [`Source::recognise`] decided what an argument is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +71,7 @@ pub enum Recognised {
 impl Source {
     /// What a command-line argument names: a reference with a scheme as written; else an
     /// existing file or directory as what it holds (an OCI layout directory, a root
-    /// filesystem directory, a `docker save` archive, gzipped or not); else a registry
+    /// filesystem directory, a `docker save` or OCI archive, gzipped or not); else a registry
     /// reference, unless it looks like a scheme this tool does not know (then the error
     /// lists the valid ones). The file system is read only for an argument without a
     /// known scheme.
@@ -83,7 +93,7 @@ impl Source {
                     Source::Dir(path.to_path_buf())
                 }
             } else {
-                Source::DockerArchive(path.to_path_buf())
+                Source::Archive(path.to_path_buf())
             };
             return Ok((source, Recognised::FromPath));
         }
@@ -121,11 +131,21 @@ impl Source {
                 )),
             });
         }
-        if let Some(file) = s.strip_prefix("oci-archive:") {
-            return Err(format!(
-                "{s:?}: OCI archives are not read directly yet: unpack it (mkdir layout && tar \
-                 -xf {file} -C layout) and scan oci:layout"
-            ));
+        if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, tag) = path_and_tag(rest);
+            if file.is_empty() {
+                return Err("oci-archive: needs a file, e.g. oci-archive:image.tar:tag".into());
+            }
+            return Ok(Source::OciArchive {
+                file: PathBuf::from(file),
+                tag,
+            });
+        }
+        if let Some(file) = s.strip_prefix("archive:") {
+            if file.is_empty() {
+                return Err("archive: needs a file, e.g. archive:image.tar".into());
+            }
+            return Ok(Source::Archive(PathBuf::from(file)));
         }
         if let Some(rest) = s
             .strip_prefix("docker-daemon:")
@@ -147,17 +167,13 @@ impl Source {
             return Ok(Source::Dir(PathBuf::from(path)));
         }
         if let Some(rest) = s.strip_prefix("oci:") {
-            // oci:DIR[:TAG]; a tag never contains '/', a directory may contain ':'.
-            let (dir, tag) = match rest.rsplit_once(':') {
-                Some((d, t)) if !t.contains('/') && !d.is_empty() => (d, Some(t.to_string())),
-                _ => (rest, None),
-            };
+            let (dir, tag) = path_and_tag(rest);
             if dir.is_empty() {
                 return Err("oci: needs a directory, e.g. oci:/path/to/layout:tag".into());
             }
             return Ok(Source::OciLayout {
                 dir: PathBuf::from(dir),
-                tag: tag.filter(|t| !t.is_empty()),
+                tag,
             });
         }
         if let Some(file) = s.strip_prefix("docker-archive:") {
@@ -176,6 +192,17 @@ impl Source {
     }
 }
 
+/// `PATH[:TAG]` as skopeo reads it after `oci:` and `oci-archive:`: a tag never contains
+/// '/', a path may contain ':'.
+fn path_and_tag(rest: &str) -> (&str, Option<String>) {
+    match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() => {
+            (p, Some(t.to_string()).filter(|t| !t.is_empty()))
+        }
+        _ => (rest, None),
+    }
+}
+
 /// Every scheme [`Source::parse`] understands (and the engine ones it explains).
 const KNOWN_SCHEMES: &[&str] = &[
     "registry:",
@@ -185,6 +212,7 @@ const KNOWN_SCHEMES: &[&str] = &[
     "oci-dir:",
     "oci-archive:",
     "docker-archive:",
+    "archive:",
     "docker-daemon:",
     "podman:",
     "dir:",
@@ -217,7 +245,12 @@ impl std::fmt::Display for Source {
             Source::Registry(r) => write!(f, "{r}"),
             Source::OciLayout { dir, tag: Some(t) } => write!(f, "oci:{}:{t}", dir.display()),
             Source::OciLayout { dir, tag: None } => write!(f, "oci:{}", dir.display()),
+            Source::OciArchive { file, tag: Some(t) } => {
+                write!(f, "oci-archive:{}:{t}", file.display())
+            }
+            Source::OciArchive { file, tag: None } => write!(f, "oci-archive:{}", file.display()),
             Source::DockerArchive(p) => write!(f, "docker-archive:{}", p.display()),
+            Source::Archive(p) => write!(f, "archive:{}", p.display()),
             Source::Dir(p) => write!(f, "dir:{}", p.display()),
         }
     }
@@ -273,11 +306,47 @@ pub async fn resolve(
     match source {
         Source::Registry(r) => registry::resolve(r, opts).await,
         Source::OciLayout { dir, tag } => oci_layout::resolve(dir, tag.as_deref(), opts).await,
+        Source::OciArchive { file, tag } => {
+            oci_layout::resolve_archive(file, tag.as_deref(), opts).await
+        }
         Source::DockerArchive(file) => docker_archive::resolve(file, opts).await,
+        Source::Archive(file) => resolve_archive(file, opts).await,
         Source::Dir(p) => Err(SourceError::Invalid {
             what: format!("dir:{}", p.display()),
             message: "a directory has no manifest; it is walked directly".into(),
         }),
+    }
+}
+
+/// `archive:FILE`: one pass over the archive, then `docker save` if it has a
+/// `manifest.json` (Docker 25 writes an OCI layout too, and the same image either way),
+/// else an OCI layout if it has an `oci-layout`. The image is named by what was found.
+async fn resolve_archive(
+    file: &std::path::Path,
+    opts: &ResolveOptions,
+) -> Result<(Image, Arc<dyn BlobSource>), SourceError> {
+    let limits = manifest::Limits::from(opts);
+    let index =
+        archive::ArchiveIndex::open(file, &format!("archive:{}", file.display()), &limits).await?;
+    if index.has("manifest.json") {
+        let name = Source::DockerArchive(file.to_path_buf()).to_string();
+        let (image, locations) = docker_archive::build(&index, &name, &limits)?;
+        Ok((image, Arc::new(index.blobs(file, &name, locations))))
+    } else if index.has("oci-layout") {
+        let name = Source::OciArchive {
+            file: file.to_path_buf(),
+            tag: None,
+        }
+        .to_string();
+        oci_layout::in_archive(&index, file, &name, None, opts)
+    } else {
+        Err(SourceError::Invalid {
+            what: file.display().to_string(),
+            message: "neither a `docker save` archive (no manifest.json) nor an OCI archive \
+                      (no oci-layout); a root filesystem in a tar is not read: extract it \
+                      and scan dir:PATH"
+                .into(),
+        })
     }
 }
 
@@ -332,8 +401,39 @@ mod tests {
             );
         }
         assert!(Source::parse("registry:oci:x").is_err());
-        let e = Source::parse("oci-archive:img.tar").expect_err("not read directly");
-        assert!(e.contains("tar -xf img.tar"), "{e}");
+        assert_eq!(
+            Source::parse("oci-archive:/tmp/img.tar:v1"),
+            Ok(Source::OciArchive {
+                file: "/tmp/img.tar".into(),
+                tag: Some("v1".into())
+            })
+        );
+        assert_eq!(
+            Source::parse("oci-archive:img.tar"),
+            Ok(Source::OciArchive {
+                file: "img.tar".into(),
+                tag: None
+            })
+        );
+        assert_eq!(
+            Source::parse("archive:img.tar"),
+            Ok(Source::Archive("img.tar".into()))
+        );
+        assert!(Source::parse("oci-archive:").is_err());
+        assert!(Source::parse("archive:").is_err());
+        // Every form prints as it parses.
+        for s in [
+            "oci-archive:/tmp/img.tar:v1",
+            "oci-archive:img.tar",
+            "archive:img.tar",
+            "docker-archive:a.tar",
+            "oci:/tmp/layout:v1",
+        ] {
+            assert_eq!(
+                Source::parse(s).map(|src| src.to_string()),
+                Ok(s.to_string())
+            );
+        }
         assert!(Source::parse("dir:").is_err());
         assert!(Source::parse("").is_err());
     }
@@ -365,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             Source::recognise(&s(&archive)),
-            Ok((Source::DockerArchive(archive.clone()), Recognised::FromPath))
+            Ok((Source::Archive(archive.clone()), Recognised::FromPath))
         );
         // An explicit scheme wins over the path.
         assert_eq!(

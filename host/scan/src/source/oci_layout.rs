@@ -1,17 +1,19 @@
 //! `oci:DIR[:TAG]`: an OCI image layout directory (`oci-layout`, `index.json`,
 //! `blobs/sha256/<hex>`), as written by skopeo, umoci, buildah or `docker buildx
-//! --output type=oci`.
+//! --output type=oci,tar=false`; and `oci-archive:FILE[:TAG]`, the same layout in a tar
+//! (indexed by [`super::archive`], never extracted).
 //!
 //! The image is picked from `index.json` by its `org.opencontainers.image.ref.name`
 //! annotation (or is the only one), nested indexes are followed with platform selection,
 //! and the manifest, index and config blobs are verified (sha256 and size) before they
 //! are parsed. Layer blobs are opened as files; the layer pipeline verifies them.
 
+use std::collections::HashMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
-
+use super::archive::{ArchiveIndex, Node};
 use super::manifest::{self, Descriptor, Document, Index, Limits, MAX_INDEX_DEPTH, REF_NAME};
 use super::{BlobSource, BlobStream, Image, LayerDesc, ResolveOptions, SourceError};
 
@@ -21,25 +23,158 @@ pub async fn resolve(
     tag: Option<&str>,
     opts: &ResolveOptions,
 ) -> Result<(Image, Arc<dyn BlobSource>), SourceError> {
-    let name = match tag {
-        Some(t) => format!("oci:{}:{t}", dir.display()),
-        None => format!("oci:{}", dir.display()),
-    };
-    let limits = Limits::from(opts);
+    let name = reference("oci", dir, tag);
+    // A handful of small files, read with blocking calls off the async threads.
+    let (layout, what, tag_owned, opts_owned) = (
+        InDir(dir.to_path_buf()),
+        name.clone(),
+        tag.map(str::to_string),
+        opts.clone(),
+    );
+    let image = tokio::task::spawn_blocking(move || {
+        resolve_in(&layout, &what, tag_owned.as_deref(), &opts_owned)
+    })
+    .await
+    .map_err(|e| SourceError::Io {
+        what: name.clone(),
+        message: format!("the layout reader failed: {e}"),
+    })??;
+    Ok((
+        image,
+        Arc::new(OciBlobs {
+            dir: dir.to_path_buf(),
+            name,
+        }),
+    ))
+}
 
-    let layout_file = dir.join("oci-layout");
-    let layout = read_capped(&layout_file, 64 << 10, &format!("{name}: oci-layout"))
-        .await
+/// Resolve `oci-archive:FILE[:TAG]`: an OCI image layout in a tar (plain or gzipped), as
+/// written by `skopeo copy … oci-archive:`, `podman save --format oci-archive` or `docker
+/// buildx build --output type=oci`. Read in one pass, nothing extracted.
+pub async fn resolve_archive(
+    file: &Path,
+    tag: Option<&str>,
+    opts: &ResolveOptions,
+) -> Result<(Image, Arc<dyn BlobSource>), SourceError> {
+    let name = reference("oci-archive", file, tag);
+    let index = ArchiveIndex::open(file, &name, &Limits::from(opts)).await?;
+    in_archive(&index, file, &name, tag, opts)
+}
+
+/// The image of the OCI layout in an archive already indexed (`name` names it), and a
+/// blob source that opens its layers in the archive.
+pub(super) fn in_archive(
+    index: &ArchiveIndex,
+    file: &Path,
+    name: &str,
+    tag: Option<&str>,
+    opts: &ResolveOptions,
+) -> Result<(Image, Arc<dyn BlobSource>), SourceError> {
+    let limits = Limits::from(opts);
+    let layout = InArchive {
+        index,
+        name,
+        limits: &limits,
+    };
+    let image = resolve_in(&layout, name, tag, opts)?;
+    let mut locations = HashMap::new();
+    for layer in &image.layers {
+        let what = format!("{name}: layer {}", layer.digest);
+        let path = blob_path(&layer.digest, &what)?;
+        match index.file(&path, name)? {
+            Node::File { at, .. } => {
+                locations.insert(layer.digest.clone(), *at);
+            }
+            _ => {
+                return Err(SourceError::Invalid {
+                    what,
+                    message: format!("{path} is not a regular file"),
+                });
+            }
+        }
+    }
+    Ok((image, Arc::new(index.blobs(file, name, locations))))
+}
+
+/// `SCHEME:PATH[:TAG]`, the name of a layout in messages and reports.
+fn reference(scheme: &str, path: &Path, tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("{scheme}:{}:{t}", path.display()),
+        None => format!("{scheme}:{}", path.display()),
+    }
+}
+
+/// Where a layout's files are read from: a directory or an indexed archive.
+trait Layout {
+    /// At most `cap` bytes of the regular file at `rel` (a path inside the layout);
+    /// `what` names it in errors. Larger is an error: the file is not what its
+    /// descriptor says, or is absurd.
+    fn read(&self, rel: &str, cap: u64, what: &str) -> Result<Vec<u8>, SourceError>;
+    /// What the layout should be, for the error when it has no `oci-layout` file.
+    fn expected(&self) -> String;
+}
+
+/// A layout directory.
+struct InDir(PathBuf);
+
+impl Layout for InDir {
+    fn read(&self, rel: &str, cap: u64, what: &str) -> Result<Vec<u8>, SourceError> {
+        read_capped(&self.0.join(rel), cap, what)
+    }
+    fn expected(&self) -> String {
+        format!("is {} an OCI image layout?", self.0.display())
+    }
+}
+
+/// A layout inside an archive: its small documents were kept by the one pass.
+struct InArchive<'a> {
+    index: &'a ArchiveIndex,
+    name: &'a str,
+    limits: &'a Limits,
+}
+
+impl Layout for InArchive<'_> {
+    fn read(&self, rel: &str, cap: u64, what: &str) -> Result<Vec<u8>, SourceError> {
+        let bytes = self
+            .index
+            .document(rel, self.name, self.limits)
+            .map_err(|e| match e {
+                SourceError::NotFound { .. } => SourceError::NotFound {
+                    what: what.to_string(),
+                },
+                other => other,
+            })?;
+        if bytes.len() as u64 > cap {
+            return Err(SourceError::Invalid {
+                what: what.to_string(),
+                message: format!("{rel} is larger than {cap} bytes"),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+    fn expected(&self) -> String {
+        "is it an OCI archive? A `docker save` archive is docker-archive:FILE".into()
+    }
+}
+
+/// The image `tag` names (or the only one) in a layout, with its manifest, index and
+/// config blobs verified.
+fn resolve_in(
+    layout: &dyn Layout,
+    name: &str,
+    tag: Option<&str>,
+    opts: &ResolveOptions,
+) -> Result<Image, SourceError> {
+    let limits = Limits::from(opts);
+    let layout_file = layout
+        .read("oci-layout", 64 << 10, &format!("{name}: oci-layout"))
         .map_err(|e| match e {
             SourceError::NotFound { .. } => SourceError::NotFound {
-                what: format!(
-                    "{name}: oci-layout (is {} an OCI image layout?)",
-                    dir.display()
-                ),
+                what: format!("{name}: oci-layout ({})", layout.expected()),
             },
             other => other,
         })?;
-    let version = serde_json::from_slice::<serde_json::Value>(&layout)
+    let version = serde_json::from_slice::<serde_json::Value>(&layout_file)
         .ok()
         .and_then(|v| {
             v.get("imageLayoutVersion")
@@ -53,12 +188,7 @@ pub async fn resolve(
     }
 
     let index_what = format!("{name}: index.json");
-    let index_bytes = read_capped(
-        &dir.join("index.json"),
-        limits.max_manifest_bytes,
-        &index_what,
-    )
-    .await?;
+    let index_bytes = layout.read("index.json", limits.max_manifest_bytes, &index_what)?;
     let index = match manifest::parse_document(&index_bytes, &index_what, &limits)? {
         Document::Index(i) => i,
         Document::Manifest(_) => {
@@ -68,13 +198,13 @@ pub async fn resolve(
             });
         }
     };
-    let mut desc = pick(&index, tag, &name, opts)?.clone();
+    let mut desc = pick(&index, tag, name, opts)?.clone();
 
     // Follow nested indexes down to one platform's manifest.
     let mut depth = 0;
     let (manifest, manifest_digest) = loop {
         let what = format!("{name}: manifest {}", desc.digest);
-        let bytes = read_blob(dir, &desc, &limits, &what).await?;
+        let bytes = read_blob(layout, &desc, &limits, &what)?;
         match manifest::parse_document(&bytes, &what, &limits)? {
             Document::Manifest(m) => break (m, desc.digest.clone()),
             Document::Index(i) => {
@@ -85,29 +215,22 @@ pub async fn resolve(
                         message: format!("indexes nested more than {MAX_INDEX_DEPTH} deep"),
                     });
                 }
-                desc = manifest::select_platform(&i, &opts.platform, &name)?.clone();
+                desc = manifest::select_platform(&i, &opts.platform, name)?.clone();
             }
         }
     };
 
     let config_what = format!("{name}: config {}", manifest.config.digest);
-    let config_bytes = read_blob(dir, &manifest.config, &limits, &config_what).await?;
+    let config_bytes = read_blob(layout, &manifest.config, &limits, &config_what)?;
     let config = manifest::parse_config(&config_bytes, &config_what, &limits)?;
-    let image = manifest::build_image(
-        &name,
+    manifest::build_image(
+        name,
         Some(manifest_digest),
         &manifest.config.digest,
         &manifest,
         &config,
         &limits,
-    )?;
-    Ok((
-        image,
-        Arc::new(OciBlobs {
-            dir: dir.to_path_buf(),
-            name,
-        }),
-    ))
+    )
 }
 
 /// The entry of the layout's `index.json` that `tag` names, or the only one.
@@ -173,29 +296,27 @@ fn pick<'a>(
     }
 }
 
-/// `DIR/blobs/sha256/<hex>` for a checked digest.
-fn blob_path(dir: &Path, digest: &str, what: &str) -> Result<PathBuf, SourceError> {
+/// `blobs/sha256/<hex>`, the path of a blob in a layout, for a checked digest.
+fn blob_path(digest: &str, what: &str) -> Result<String, SourceError> {
     let hex = manifest::digest_hex(digest, what)?;
-    Ok(dir.join("blobs").join("sha256").join(hex))
+    Ok(format!("blobs/sha256/{hex}"))
 }
 
 /// Read a small blob (manifest, index, config) and verify its digest and size.
-async fn read_blob(
-    dir: &Path,
+fn read_blob(
+    layout: &dyn Layout,
     desc: &Descriptor,
     limits: &Limits,
     what: &str,
 ) -> Result<Vec<u8>, SourceError> {
     limits.check_size(what, desc.size)?;
-    let path = blob_path(dir, &desc.digest, what)?;
-    let bytes = read_capped(&path, desc.size, what).await?;
+    let bytes = layout.read(&blob_path(&desc.digest, what)?, desc.size, what)?;
     manifest::verify_blob(what, &bytes, &desc.digest, Some(desc.size))?;
     Ok(bytes)
 }
 
-/// Read at most `cap` bytes of a regular file; longer is `TooLarge`-like: the file is
-/// not what its descriptor says, or is absurd.
-async fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, SourceError> {
+/// Read at most `cap` bytes of a regular file; longer is an error.
+fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, SourceError> {
     let io = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::NotFound {
             SourceError::NotFound {
@@ -208,8 +329,8 @@ async fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, Sourc
             }
         }
     };
-    let file = tokio::fs::File::open(path).await.map_err(io)?;
-    let meta = file.metadata().await.map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(SourceError::Invalid {
             what: what.to_string(),
@@ -219,7 +340,6 @@ async fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>, Sourc
     let mut bytes = Vec::new();
     file.take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
-        .await
         .map_err(io)?;
     if bytes.len() as u64 > cap {
         return Err(SourceError::Invalid {
@@ -240,7 +360,7 @@ struct OciBlobs {
 impl BlobSource for OciBlobs {
     async fn open(&self, layer: &LayerDesc) -> Result<BlobStream, SourceError> {
         let what = format!("{}: blob {}", self.name, layer.digest);
-        let path = blob_path(&self.dir, &layer.digest, &what)?;
+        let path = self.dir.join(blob_path(&layer.digest, &what)?);
         let file = tokio::fs::File::open(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 SourceError::NotFound { what: what.clone() }
