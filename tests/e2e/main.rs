@@ -11,6 +11,7 @@
 mod harness;
 
 mod accuracy;
+mod accuracy_alpine;
 mod cli;
 mod db;
 mod findings;

@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use bulkhead_test_artifacts::apk_tools::ApkTools;
 use bulkhead_versions::apk::{ApkVersion, Syntax};
 use common::apk_fixtures::{self, ApkFixtures};
-use common::{Mismatches, Rng, pipe_oracle};
+use common::{Mismatches, Rng};
 
 /// Real apk versions from issue 13 that no fixture holds (libretls in Alpine 3.14), with
 /// neighbours of their package.
@@ -38,127 +39,38 @@ const ISSUE_VERSIONS: [&str; 6] = [
     "3.3.3_p1-r0",
 ];
 
-/// Answers `<`, `=`, `>` (or `?` when apk prints nothing) per "a<TAB>b" line. apk-tools
-/// compares two versions per run; `--` keeps a version starting with `-` an operand.
-const COMPARE: &str = r#"
-while IFS='	' read -r a b; do
-  r=$(/sbin/apk version -t -- "$a" "$b" 2>/dev/null)
-  echo "${r:-?}"
-done
-"#;
-
-/// An extracted minirootfs whose apk-tools runs under chroot.
-struct Rootfs {
-    dir: tempfile::TempDir,
-    version: String,
+/// The installed database inside the alpine:3.11 image (a `docker save` archive whose
+/// layer is a tar inside the gzipped tar).
+fn alpine_311_database() -> String {
+    let image = bulkhead_test_artifacts::fixture("images/alpine-311.tar.gz");
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(&image)
+        .output()
+        .expect("tar -t");
+    let names = String::from_utf8(list.stdout).expect("UTF-8 names");
+    let layer = names
+        .lines()
+        .find(|n| n.ends_with("/layer.tar"))
+        .expect("the image has a layer");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"tar -xzf "$1" -O "$2" | tar -xO lib/apk/db/installed"#)
+        .arg("sh")
+        .arg(&image)
+        .arg(layer)
+        .output()
+        .expect("extracting the 3.11 database");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 database")
 }
 
-impl Rootfs {
-    /// Extracts `tarball` (tests/fixtures/images/) and checks that its apk runs; `None`
-    /// when this machine cannot (not root, no chroot, not x86_64).
-    fn open(tarball: &str) -> Option<Rootfs> {
-        let path = bulkhead_test_artifacts::fixture(&format!("images/{tarball}"));
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let untar = Command::new("tar")
-            .arg("-xzf")
-            .arg(&path)
-            .arg("-C")
-            .arg(dir.path())
-            .output()
-            .ok()?;
-        if !untar.status.success() {
-            eprintln!("tar: {}", String::from_utf8_lossy(&untar.stderr));
-            return None;
-        }
-        let out = Command::new("chroot")
-            .arg(dir.path())
-            .args(["/sbin/apk", "--version"])
-            .output()
-            .ok()?;
-        // "apk-tools 2.14.4, compiled for x86_64."
-        let version = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(1)?
-            .trim_end_matches(',')
-            .to_owned();
-        out.status.success().then_some(Rootfs { dir, version })
-    }
-
-    fn root(&self) -> &str {
-        self.dir.path().to_str().expect("temporary paths are UTF-8")
-    }
-
-    /// apk-tools' answer for each pair, from two shells in parallel.
-    fn compare(&self, pairs: &[(String, String)]) -> Vec<String> {
-        let requests: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}\t{b}")).collect();
-        let (first, second) = requests.split_at(requests.len() / 2);
-        let args = [self.root(), "/bin/sh", "-c", COMPARE];
-        std::thread::scope(|s| {
-            let a = s.spawn(|| pipe_oracle("chroot", &args, first));
-            let b = pipe_oracle("chroot", &args, second);
-            let mut all = a.join().expect("oracle thread");
-            all.extend(b);
-            all
-        })
-    }
-
-    /// The versions `apk version -c` calls invalid (it prints them; its exit status is
-    /// their count).
-    fn invalid(&self, versions: &[String]) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        for chunk in versions.chunks(500) {
-            let run = Command::new("chroot")
-                .args([self.root(), "/sbin/apk", "version", "-c", "--"])
-                .args(chunk)
-                .output()
-                .expect("running apk version -c");
-            out.extend(
-                String::from_utf8(run.stdout)
-                    .expect("apk prints UTF-8")
-                    .lines()
-                    .map(str::to_owned),
-            );
-        }
-        out
-    }
-
-    /// The installed database inside the alpine:3.11 image (a `docker save` archive whose
-    /// layer is a tar inside the gzipped tar).
-    fn alpine_311_database() -> String {
-        let image = bulkhead_test_artifacts::fixture("images/alpine-311.tar.gz");
-        let list = Command::new("tar")
-            .arg("-tzf")
-            .arg(&image)
-            .output()
-            .expect("tar -t");
-        let names = String::from_utf8(list.stdout).expect("UTF-8 names");
-        let layer = names
-            .lines()
-            .find(|n| n.ends_with("/layer.tar"))
-            .expect("the image has a layer");
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(r#"tar -xzf "$1" -O "$2" | tar -xO lib/apk/db/installed"#)
-            .arg("sh")
-            .arg(&image)
-            .arg(layer)
-            .output()
-            .expect("extracting the 3.11 database");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 database")
-    }
-}
-
-fn apk_available(rootfs: &Option<Rootfs>) -> bool {
-    bulkhead_test_artifacts::require(
-        rootfs.is_some(),
-        "apk-tools of the Alpine minirootfs cannot run here: it needs root (chroot), \
-         tar and an x86_64 machine",
-    )
+fn apk_available(rootfs: &Option<ApkTools>) -> bool {
+    ApkTools::required(rootfs)
 }
 
 fn parse(v: &str) -> ApkVersion {
@@ -201,7 +113,7 @@ struct Sample {
 
 fn sample(random_real: usize, corrupted: usize, random_corrupted: usize) -> Sample {
     let mut fixtures = apk_fixtures::collect();
-    apk_fixtures::add_installed(&mut fixtures, &Rootfs::alpine_311_database());
+    apk_fixtures::add_installed(&mut fixtures, &alpine_311_database());
     let real: Vec<String> = fixtures
         .versions()
         .into_iter()
@@ -279,7 +191,7 @@ fn sample(random_real: usize, corrupted: usize, random_corrupted: usize) -> Samp
 }
 
 /// Compares apk-tools and this crate on the sample; returns the rows to record.
-fn check(apk: &Rootfs, sample: &Sample) -> Vec<String> {
+fn check(apk: &ApkTools, sample: &Sample) -> Vec<String> {
     let pairs = &sample.pairs;
     let started = Instant::now();
     // Validity: `apk version -c` against Syntax.
@@ -351,7 +263,7 @@ fn testdata(name: &str) -> PathBuf {
 /// apk-tools 2.14.4 (Alpine 3.18-3.22; the repository's 3.20.3 minirootfs) on everything.
 #[test]
 fn apk_tools_2_14_orders_every_fixture_version_as_we_do() {
-    let apk = Rootfs::open("alpine-minirootfs-3.20.3-x86_64.tar.gz");
+    let apk = ApkTools::open("alpine-minirootfs-3.20.3-x86_64.tar.gz");
     if !apk_available(&apk) {
         return;
     }
@@ -392,7 +304,7 @@ fn apk_tools_2_14_orders_every_fixture_version_as_we_do() {
 /// (versions apk-tools 2.10 and 2.14 order differently, `1.0` against `1.`, are not real).
 #[test]
 fn apk_tools_2_10_agrees_on_real_pairs() {
-    let apk = Rootfs::open("alpine-minirootfs-3.12.12-x86_64.tar.gz");
+    let apk = ApkTools::open("alpine-minirootfs-3.12.12-x86_64.tar.gz");
     if !apk_available(&apk) {
         return;
     }

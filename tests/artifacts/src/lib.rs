@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod apk_tools;
 pub mod hostile_registry;
 pub mod http;
 pub mod images;
@@ -262,4 +263,43 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+/// Feeds `requests` (one per line) to a process and returns its stdout lines, checking
+/// that there is exactly one per request: one oracle process for thousands of questions.
+pub fn pipe_oracle(program: &str, args: &[&str], requests: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin piped");
+    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
+    // Write from a thread: the child answers while it reads, and a full stdout pipe
+    // would otherwise deadlock both.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("oracle output");
+    let written = writer.join().expect("writer thread");
+    assert!(
+        out.status.success() && written.is_ok(),
+        "{program} failed ({}, writing: {written:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<String> = String::from_utf8(out.stdout)
+        .expect("oracle prints UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        answers.len(),
+        requests.len(),
+        "{program} answered {} of {} requests",
+        answers.len(),
+        requests.len()
+    );
+    answers
 }

@@ -104,44 +104,9 @@ pub fn python_oracle(python: &str, script: &str, requests: &[String]) -> Vec<Str
     pipe_oracle(python, &["-c", script], requests)
 }
 
-/// Feeds `requests` (one per line) to a process and returns its stdout lines, checking
-/// that there is exactly one per request.
-pub fn pipe_oracle(program: &str, args: &[&str], requests: &[String]) -> Vec<String> {
-    use std::io::Write;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let input: String = requests.iter().map(|r| format!("{r}\n")).collect();
-    // Write from a thread: the child answers while it reads, and a full stdout pipe
-    // would otherwise deadlock both.
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("oracle output");
-    let written = writer.join().expect("writer thread");
-    assert!(
-        out.status.success() && written.is_ok(),
-        "{program} failed ({}, writing: {written:?}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<String> = String::from_utf8(out.stdout)
-        .expect("oracle prints UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(
-        answers.len(),
-        requests.len(),
-        "{program} answered {} of {} requests",
-        answers.len(),
-        requests.len()
-    );
-    answers
-}
+/// Feeds `requests` to one oracle process, one answer per line (shared with the e2e
+/// tests).
+pub use bulkhead_test_artifacts::pipe_oracle;
 
 pub fn sign(o: std::cmp::Ordering) -> i32 {
     o as i32
