@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 // The sandbox's compiling settings, shared with the run time (no crate to depend on here).
+#[cfg(feature = "ahead-of-time")]
 #[path = "src/sandbox/compiler.rs"]
 #[allow(unreachable_pub)] // public in the library, private in this script
 mod compiler;
@@ -23,24 +24,21 @@ fn main() {
 
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
 
-    let engine = ahead_of_time_engine();
+    let ahead = ahead_of_time(&components, &out);
     let mut code = String::from(
         "/// Built-in analyzer components, compiled by build.rs: (package, component, the\n\
          /// component compiled ahead of time for this machine when the build could).\n\
          pub(crate) static BUILTIN: &[(&str, &[u8], Option<crate::sandbox::Ahead>)] = &[\n",
     );
-    for c in &components {
-        let ahead = engine
-            .as_ref()
-            .map(|engine| precompile(engine, &c.path, &out))
-            .map_or_else(
-                || "None".to_string(),
-                |(key, path)| {
-                    format!(
-                        "Some(crate::sandbox::Ahead {{ key: {key:?}, artifact: include_bytes!({path:?}) }})"
-                    )
-                },
-            );
+    for (i, c) in components.iter().enumerate() {
+        let ahead = ahead.get(i).and_then(Option::as_ref).map_or_else(
+            || "None".to_string(),
+            |(key, path)| {
+                format!(
+                    "Some(crate::sandbox::Ahead {{ key: {key:?}, artifact: include_bytes!({path:?}) }})"
+                )
+            },
+        );
         let _ = writeln!(
             code,
             "    ({:?}, include_bytes!({:?}), {ahead}),",
@@ -72,10 +70,34 @@ fn main() {
     std::fs::write(out.join("builtin.rs"), code).expect("write builtin.rs");
 }
 
+/// Each component compiled ahead of time (its key and the artifact's path), when the
+/// `ahead-of-time` feature is on and the build can (see [`ahead_of_time_engine`]).
+#[cfg(feature = "ahead-of-time")]
+fn ahead_of_time(
+    components: &[bulkhead_wasm_build::Component],
+    out: &Path,
+) -> Vec<Option<(String, PathBuf)>> {
+    let engine = ahead_of_time_engine();
+    components
+        .iter()
+        .map(|c| engine.as_ref().map(|e| precompile(e, &c.path, out)))
+        .collect()
+}
+
+/// Without the `ahead-of-time` feature, the first run compiles (and caches) them.
+#[cfg(not(feature = "ahead-of-time"))]
+fn ahead_of_time(
+    _components: &[bulkhead_wasm_build::Component],
+    _out: &Path,
+) -> Vec<Option<(String, PathBuf)>> {
+    Vec::new()
+}
+
 /// The engine that compiles ahead of time, with the sandbox's settings (`compiler.rs`) and
 /// the default stack bound. Only when the binary will run where it is built: code compiled
 /// here is for this machine's CPU, and a cross build would carry artifacts no target CPU
 /// can load. `BULKHEAD_NO_AHEAD_OF_TIME=1` leaves them out (then the first run compiles).
+#[cfg(feature = "ahead-of-time")]
 fn ahead_of_time_engine() -> Option<wasmtime::Engine> {
     println!("cargo:rerun-if-env-changed=BULKHEAD_NO_AHEAD_OF_TIME");
     if std::env::var_os("BULKHEAD_NO_AHEAD_OF_TIME").is_some_and(|v| v != "0") {
@@ -94,6 +116,7 @@ fn ahead_of_time_engine() -> Option<wasmtime::Engine> {
 }
 
 /// Compiles the component at `wasm` into `out`; its key and path.
+#[cfg(feature = "ahead-of-time")]
 fn precompile(engine: &wasmtime::Engine, wasm: &Path, out: &Path) -> (String, PathBuf) {
     use sha2::Digest as _;
     let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));

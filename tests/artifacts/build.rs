@@ -25,7 +25,7 @@ fn main() {
         &workspace,
         &["bulkhead-guest-hostile"],
         &["bulkhead-guest-hostile/socket"],
-        "wasm-components-socket",
+        "socket",
     );
     let _ = writeln!(
         code,
@@ -41,7 +41,7 @@ fn main() {
         &workspace,
         &["bulkhead-guest-liar"],
         &["bulkhead-guest-liar/own-ecosystem"],
-        "wasm-components-liar-own",
+        "liar-own",
     );
     let _ = writeln!(
         code,

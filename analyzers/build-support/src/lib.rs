@@ -36,16 +36,21 @@ pub struct Component {
 /// Panics with an actionable message when the build fails: this only runs inside build
 /// scripts, where a panic is how a failure is reported.
 pub fn build(workspace: &Path, packages: &[&str]) -> Vec<Component> {
-    build_with_features(workspace, packages, &[], "wasm-components")
+    build_with_features(workspace, packages, &[], "default")
 }
 
-/// Like [`build`], with cargo features enabled, into `target/<target_subdir>` (a
-/// variant built with other features must not overwrite the default artifact).
+/// Like [`build`], with cargo features enabled; `variant` names this set of features.
+///
+/// Every variant is built in the one target directory `target/wasm-components`, so that
+/// the guests' dependencies (wit-bindgen and its macro stack) are compiled once, not once
+/// per variant; each build's components are then copied to
+/// `target/wasm-components/built/<variant>/`, since the next variant's build replaces the
+/// file cargo wrote.
 pub fn build_with_features(
     workspace: &Path,
     packages: &[&str],
     features: &[&str],
-    target_subdir: &str,
+    variant: &str,
 ) -> Vec<Component> {
     println!("cargo:rerun-if-env-changed={TOOLCHAIN_VAR}");
     let toolchain = env::var(TOOLCHAIN_VAR).ok().filter(|t| !t.is_empty());
@@ -62,7 +67,7 @@ pub fn build_with_features(
             }
         })
         .unwrap_or_else(|| workspace.join("target"))
-        .join(target_subdir);
+        .join("wasm-components");
 
     // Re-run when any guest source, the contract or the lock file changes.
     for dir in ["wit", "analyzers", "tests/guests"] {
@@ -130,18 +135,26 @@ pub fn build_with_features(
         panic!("building the wasm components {packages:?} failed:\n{stderr}{hint}");
     }
 
+    let kept = target_dir.join("built").join(variant);
+    if let Err(e) = std::fs::create_dir_all(&kept) {
+        panic!("cannot create {}: {e}", kept.display());
+    }
     packages
         .iter()
         .map(|p| {
-            let path = target_dir
-                .join(TARGET)
-                .join(PROFILE)
-                .join(format!("{}.wasm", p.replace('-', "_")));
-            assert!(
-                path.is_file(),
-                "cargo built {p} but {} is missing",
-                path.display()
-            );
+            let file = format!("{}.wasm", p.replace('-', "_"));
+            let built = target_dir.join(TARGET).join(PROFILE).join(&file);
+            let bytes = std::fs::read(&built).unwrap_or_else(|e| {
+                panic!("cargo built {p} but {} is unreadable: {e}", built.display())
+            });
+            let path = kept.join(&file);
+            // Rewritten only when it changed: its time stamp is what cargo compares when
+            // deciding whether a crate that embeds it must be rebuilt.
+            if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice())
+                && let Err(e) = std::fs::write(&path, &bytes)
+            {
+                panic!("cannot write {}: {e}", path.display());
+            }
             Component {
                 package: (*p).to_string(),
                 path,

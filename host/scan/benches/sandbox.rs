@@ -179,7 +179,7 @@ fn main() {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-        let dir = target.join("wasm-components/wasm32-wasip2/analyzer");
+        let dir = target.join("wasm-components/built/default");
         let paths: Vec<PathBuf> = ["dpkg", "apk", "rpm"]
             .iter()
             .map(|a| dir.join(format!("bulkhead_analyzer_{a}.wasm")))

@@ -790,6 +790,8 @@ fn same_minor(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The compiled artifacts cached in `dir`.
+    #[cfg(feature = "ahead-of-time")]
     fn artifacts(dir: &Path) -> usize {
         std::fs::read_dir(dir)
             .map(|d| {
@@ -803,6 +805,7 @@ mod tests {
     /// build.rs compiled every built-in analyzer for this engine: loading them compiles
     /// nothing (the cache stays empty), while an artifact keyed for another engine is not
     /// used: the component is compiled and cached instead.
+    #[cfg(feature = "ahead-of-time")]
     #[tokio::test]
     async fn the_ahead_of_time_artifacts_fit_this_engine_and_others_are_not_used() {
         let home = tempfile::tempdir().expect("tempdir");
