@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bulkhead_test_artifacts::apk_tools::ApkTools;
+use bulkhead_test_artifacts::apk_tools::{ApkTools, installed_packages};
 use bulkhead_test_artifacts::registry::{self, Auth, Registry};
 use bulkhead_test_artifacts::{fixture, require_tools};
 use serde_json::Value;
@@ -89,23 +89,6 @@ fn database(release: &str, image: &Image) -> String {
     }
 }
 
-fn installed(text: &str) -> Vec<Installed> {
-    let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let field = |key: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(str::to_owned)
-        };
-        if let (Some(name), Some(version)) = (field("P:"), field("V:")) {
-            let origin = field("o:").unwrap_or_else(|| name.clone());
-            out.push((name, version, origin));
-        }
-    }
-    out
-}
-
 /// origin → id → fixed versions (without `0`), from the raw secdb documents in `dir`
 /// (JSON, or YAML whose keys may read as numbers: each is taken as written).
 fn secfixes(dir: &str) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
@@ -164,7 +147,7 @@ fn alpine_scans_equal_apk_tools_over_the_raw_secdb() {
     let mut totals = Vec::new();
     for (release, secdb, source) in &RELEASES {
         let release = *release;
-        let installed = installed(&database(release, source));
+        let installed: Vec<Installed> = installed_packages(&database(release, source));
         let fixes = secfixes(secdb);
 
         // The expectation, ordered by apk-tools: every installed version against every

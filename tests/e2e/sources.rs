@@ -378,6 +378,19 @@ async fn docker_archive_plain_two_layers() {
     check_layer_bytes(&image, &blobs).await;
 }
 
+/// An error about the archive file `name` names it and says `needle`.
+fn names_and_says(e: &SourceError, name: &str, needle: &str) {
+    let text = e.to_string();
+    assert!(
+        text.contains(name),
+        "{name}: the error names the archive: {text}"
+    );
+    assert!(
+        text.contains(needle),
+        "{name}: expected {needle:?} in {text}"
+    );
+}
+
 /// A tar archive from (path, contents) pairs, or symlinks when contents is `Err(target)`.
 fn tar_of(entries: &[(&str, Result<Vec<u8>, &str>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -597,15 +610,7 @@ async fn docker_archive_hostile_inputs_are_errors() {
     ];
     for (name, bytes, needle) in cases {
         let e = resolve_err(&run(name, bytes), &opts).await;
-        let text = e.to_string();
-        assert!(
-            text.contains(name),
-            "{name}: the error names the archive: {text}"
-        );
-        assert!(
-            text.contains(needle),
-            "{name}: expected {needle:?} in {text}"
-        );
+        names_and_says(&e, name, needle);
     }
     let e = resolve_err(
         &format!("docker-archive:{}", tmp.path().join("absent.tar").display()),
@@ -821,15 +826,7 @@ async fn oci_archive_hostile_inputs_are_errors() {
         let path = tmp.path().join(name);
         std::fs::write(&path, bytes).expect("write");
         let e = resolve_err(&format!("oci-archive:{}", path.display()), &opts).await;
-        let text = e.to_string();
-        assert!(
-            text.contains(name),
-            "{name}: the error names the archive: {text}"
-        );
-        assert!(
-            text.contains(needle),
-            "{name}: expected {needle:?} in {text}"
-        );
+        names_and_says(&e, name, needle);
     }
     // The well-formed archives from the same parts do resolve (the cases above fail for
     // their one defect), among them one whose blob is an absolute link inside it.

@@ -11,9 +11,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use bulkhead_advisories::sources::{alpine, debian, osv};
 use bulkhead_advisories::{Builder, FixState, Store, match_packages};
@@ -495,34 +494,11 @@ for line in sys.stdin:
     a, b = line.rstrip('\n').split('\t')
     print(rpm.labelCompare(evr(a), evr(b)))
 "#;
-    let mut child = Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {python}: {e}"));
-    let mut input = String::new();
-    for (a, b) in pairs {
-        input.push_str(&format!("{a}\t{b}\n"));
-    }
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("python3");
-    writer.join().expect("writer").expect("write");
-    assert!(
-        out.status.success(),
-        "{python} with python3-rpm failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<i32> = String::from_utf8(out.stdout)
-        .expect("utf8")
-        .lines()
-        .map(|l| l.trim().parse().expect("number"))
-        .collect();
-    assert_eq!(results.len(), pairs.len());
-    results
+    let requests: Vec<String> = pairs.iter().map(|(a, b)| format!("{a}\t{b}")).collect();
+    bulkhead_test_artifacts::pipe_oracle(python, &["-c", SCRIPT], &requests)
+        .iter()
+        .map(|l| l.trim().parse().expect("labelCompare prints a number"))
+        .collect()
 }
 
 #[test]

@@ -99,3 +99,23 @@ impl ApkTools {
         out
     }
 }
+
+/// The packages of an apk installed database (`lib/apk/db/installed`) as (name, version,
+/// origin) from its `P:`, `V:` and `o:` lines, in database order; the origin is the name
+/// when `o:` is absent. A plain reading of the text, independent of the analyzer.
+pub fn installed_packages(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |key: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(str::to_owned)
+        };
+        if let (Some(name), Some(version)) = (field("P:"), field("V:")) {
+            let origin = field("o:").unwrap_or_else(|| name.clone());
+            out.push((name, version, origin));
+        }
+    }
+    out
+}

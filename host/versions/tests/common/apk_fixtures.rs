@@ -68,19 +68,11 @@ fn files_named(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>)
 /// Adds the packages of one `lib/apk/db/installed` text.
 pub fn add_installed(fixtures: &mut ApkFixtures, text: &str) {
     fixtures.databases += 1;
-    for stanza in text.split("\n\n") {
-        let field = |key: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(str::to_owned)
-        };
-        let (Some(name), Some(version)) = (field("P:"), field("V:")) else {
-            continue;
-        };
-        let origin = field("o:").unwrap_or(name);
-        fixtures.installed.insert((origin, version));
-    }
+    fixtures.installed.extend(
+        bulkhead_test_artifacts::apk_tools::installed_packages(text)
+            .into_iter()
+            .map(|(_, version, origin)| (origin, version)),
+    );
 }
 
 /// Reads every fixture of the repository (no tool needed).
